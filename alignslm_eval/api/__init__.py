@@ -1,0 +1,1 @@
+"""The small core: registries and the interfaces that back-ends, tokenizers, tasks and scorers implement."""

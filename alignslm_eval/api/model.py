@@ -1,0 +1,66 @@
+"""The unit language model interface used by the likelihood tasks."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from alignslm_eval.vocab import UnitVocabulary
+
+
+@dataclass(frozen=True)
+class LikelihoodProtocol:
+    """How a unit sequence is scored. BOS is only conditioned on (never scored); EOS, when added, is scored."""
+
+    add_bos: bool = True
+    add_eos: bool = False
+
+
+@dataclass(frozen=True)
+class LogLikelihood:
+    """Log-probability of one sequence: the sum over its scored tokens and their count."""
+
+    sum: float
+    n_tokens: int
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.n_tokens if self.n_tokens else float("-inf")
+
+    def reduced(self, reduction: str) -> float:
+        if reduction == "sum":
+            return self.sum
+        if reduction == "mean":
+            return self.mean
+        raise ValueError(f"reduction must be 'sum' or 'mean', not {reduction!r}")
+
+
+class UnitLM(ABC):
+    """A causal language model over discrete speech units."""
+
+    vocab: UnitVocabulary
+
+    @classmethod
+    @abstractmethod
+    def from_args(cls, model: str, **kwargs: Any) -> "UnitLM":
+        """Load from a hub id or a local dir; kwargs are the CLI's model options (device, dtype, revision...)."""
+
+    @abstractmethod
+    def loglikelihood(
+        self,
+        sequences: Sequence[np.ndarray],
+        protocol: LikelihoodProtocol,
+        batch_size: int = 8,
+        on_batch: Optional[Callable[[list[int], list[LogLikelihood]], None]] = None,
+        names: Optional[Sequence[str]] = None,
+    ) -> list[LogLikelihood]:
+        """Score unit sequences (unit ids, not token ids). Results are in input order and independent of
+        `batch_size` and padding. `on_batch(indices, results)` is called as each batch finishes, so callers can
+        save progress. `names` (e.g. audio paths) label sequences in error messages."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Model path, revision or weights hash, vocabulary convention, dtype, device: JSON-serialisable."""

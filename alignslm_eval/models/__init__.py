@@ -1,0 +1,1 @@
+"""Unit language model back-ends, one module each, registered by name."""

@@ -1,0 +1,219 @@
+"""Any transformers causal LM over speech units: TWIST (plain HF checkpoints with a unit offset) and Slam
+(slamkit's `speech_language_model` wrapper around a base LM)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from alignslm_eval.api.model import LikelihoodProtocol, LogLikelihood, UnitLM
+from alignslm_eval.api.registry import register_model
+from alignslm_eval.errors import UserError
+from alignslm_eval.models.loading import read_config, resolve_checkpoint, weights_fingerprint
+from alignslm_eval.vocab import VOCAB_FILE, UnitVocabulary
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+SLAM_MODEL_TYPE = "speech_language_model"
+
+
+@register_model("hf")
+class HFUnitLM(UnitLM):
+    def __init__(self, model: torch.nn.Module, vocab: UnitVocabulary, provenance: dict[str, Any]):
+        self.model = model.eval()
+        self.vocab = vocab
+        self.provenance = provenance
+        self.device = next(model.parameters()).device
+        self.max_length = getattr(model.config, "max_position_embeddings", None)
+
+    @classmethod
+    def from_args(
+        cls,
+        model: str,
+        device: str = "cpu",
+        dtype: str = "float32",
+        revision: Optional[str] = None,
+        unit_convention: Optional[str] = None,
+        unit_offset: Optional[int] = None,
+        n_units: Optional[int] = None,
+        **_: Any,
+    ) -> "HFUnitLM":
+        if dtype not in DTYPES:
+            raise UserError(f"--dtype {dtype}: choose one of {sorted(DTYPES)}")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bars are enough; keep stderr for errors
+        checkpoint, provenance = resolve_checkpoint(model, revision)
+        config = read_config(checkpoint)
+        torch_dtype = DTYPES[dtype]
+        if config.get("model_type") == SLAM_MODEL_TYPE:
+            lm = _load_slam(checkpoint, config, torch_dtype)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            try:
+                lm = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)
+            except (OSError, ValueError, KeyError) as e:
+                raise UserError(f"{checkpoint}: not a loadable causal LM checkpoint ({_first_line(e)})")
+        vocab = _vocabulary(checkpoint, config, lm, unit_convention, unit_offset, n_units)
+        try:
+            lm = lm.to(device)
+        except (RuntimeError, AssertionError) as e:
+            raise UserError(f"--device {device}: {_first_line(e)}")
+        provenance.update(
+            backend="hf",
+            architecture=(config.get("architectures") or [config.get("model_type")])[0],
+            weights_fingerprint=weights_fingerprint(checkpoint),
+            n_parameters=sum(p.numel() for p in lm.parameters()),
+            dtype=str(torch_dtype).replace("torch.", ""),
+            device=device,
+        )
+        return cls(lm, vocab, provenance)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.provenance, "vocab": self.vocab.__dict__}
+
+    @torch.inference_mode()
+    def loglikelihood(
+        self,
+        sequences: Sequence[np.ndarray],
+        protocol: LikelihoodProtocol,
+        batch_size: int = 8,
+        on_batch: Optional[Callable[[list[int], list[LogLikelihood]], None]] = None,
+        names: Optional[Sequence[str]] = None,
+    ) -> list[LogLikelihood]:
+        names = names or [f"sequence {i}" for i in range(len(sequences))]
+        tokens = [self.vocab.encode(s, protocol.add_bos, protocol.add_eos, source=n) for s, n in zip(sequences, names)]
+        if self.max_length:
+            for name, t in zip(names, tokens):
+                if len(t) > self.max_length:
+                    raise UserError(
+                        f"{name}: {len(t)} tokens, more than the model's {self.max_length} positions; "
+                        "use shorter audio"
+                    )
+        # Length bucketing: longest first so similar lengths share a batch and padding stays small.
+        order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
+        results: list[Optional[LogLikelihood]] = [None] * len(tokens)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = self._score_batch([tokens[i] for i in idx])
+            for i, r in zip(idx, batch):
+                results[i] = r
+            if on_batch is not None:
+                on_batch(idx, batch)
+        return results  # type: ignore[return-value]
+
+    def _score_batch(self, seqs: list[np.ndarray]) -> list[LogLikelihood]:
+        longest = max(len(s) for s in seqs)
+        pad = self.vocab.pad_id if self.vocab.pad_id is not None else 0
+        ids = torch.full((len(seqs), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            ids[row, : len(s)] = torch.from_numpy(s)
+            mask[row, : len(s)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        # Right padding: with a causal mask, real positions never attend to the pads after them.
+        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        # Token t is predicted from positions < t; the first token is context only.
+        # log p = logit[target] - logsumexp(logits): avoids materialising a second [batch, length, vocab] tensor.
+        logits = logits[:, :-1].float()
+        target = ids[:, 1:]
+        token_lp = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        scored = mask[:, 1:].to(token_lp.dtype)
+        # float64 accumulation: long utterances sum hundreds of terms
+        sums = (token_lp.double() * scored.double()).sum(dim=1).cpu().tolist()
+        counts = scored.sum(dim=1).long().cpu().tolist()
+        return [LogLikelihood(float(s), int(n)) for s, n in zip(sums, counts)]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _vocabulary(
+    checkpoint: Path,
+    config: dict[str, Any],
+    lm: torch.nn.Module,
+    convention: Optional[str],
+    offset: Optional[int],
+    n_units: Optional[int],
+) -> UnitVocabulary:
+    """The unit convention, from (in order) explicit flags, the stored vocabulary file, or the checkpoint format."""
+    vocab_size = lm.get_input_embeddings().weight.shape[0]
+    if convention is None and (checkpoint / VOCAB_FILE).is_file():
+        vocab = UnitVocabulary.load(checkpoint / VOCAB_FILE)
+    elif convention == "slam" or (convention is None and config.get("model_type") == SLAM_MODEL_TYPE):
+        vocab = UnitVocabulary.slam(n_units or vocab_size - 2)
+    elif convention == "twist" or (convention is None and "offset" in config):
+        off = offset if offset is not None else config.get("offset")
+        if off is None:
+            raise UserError(f"{checkpoint}: TWIST convention needs the unit offset; pass --unit-offset N")
+        cfg = lm.config
+        vocab = UnitVocabulary.twist(
+            n_units or vocab_size - int(off), int(off), cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id
+        )
+    elif convention is None:
+        raise UserError(
+            f"{checkpoint}: cannot tell how units map to tokens (no {VOCAB_FILE}, no 'offset' in config.json, "
+            "not a Slam checkpoint); pass --unit-convention twist --unit-offset N, or --unit-convention slam"
+        )
+    else:
+        raise UserError(f"--unit-convention {convention}: choose 'twist' or 'slam'")
+    if vocab.offset + vocab.n_units > vocab_size:
+        raise UserError(
+            f"{checkpoint}: {vocab.n_units} units at offset {vocab.offset} do not fit the model's {vocab_size} "
+            "token embeddings; check --n-units / --unit-offset"
+        )
+    return vocab
+
+
+def _load_slam(checkpoint: Path, config: dict[str, Any], dtype: torch.dtype) -> torch.nn.Module:
+    """Load slamkit's UnitLM format: config.json wraps the base LM's config under `base_config`; weights carry an
+    `lm.` prefix. Rebuilt here with transformers alone, so slamkit need not be installed."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    base = dict(config.get("base_config") or {})
+    if "model_type" not in base:
+        raise UserError(f"{checkpoint}/config.json: Slam checkpoint without base_config.model_type")
+    base_type = base.pop("model_type")
+    for key in ("torch_dtype", "dtype", "architectures", "transformers_version", "_name_or_path"):
+        base.pop(key, None)
+    base_config = AutoConfig.for_model(base_type, **base)
+    lm = AutoModelForCausalLM.from_config(base_config, dtype=dtype)
+    vocab_size = int(config.get("vocab_size", base_config.vocab_size))
+    if lm.get_input_embeddings().weight.shape[0] != vocab_size:
+        lm.resize_token_embeddings(vocab_size)
+    state = {k[len("lm.") :]: v for k, v in _read_state_dict(checkpoint).items() if k.startswith("lm.")}
+    if not state:
+        raise UserError(f"{checkpoint}: Slam checkpoint weights have no 'lm.' parameters")
+    missing, unexpected = lm.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if getattr(base_config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise UserError(
+            f"{checkpoint}: weights do not match the config (missing {sorted(set(missing) - tied)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]})"
+        )
+    if tied:
+        lm.tie_weights()
+    return lm.to(dtype)
+
+
+def _read_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    index = checkpoint / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            state.update(load_file(str(checkpoint / shard)))
+        return state
+    if (checkpoint / "model.safetensors").is_file():
+        return load_file(str(checkpoint / "model.safetensors"))
+    if (checkpoint / "pytorch_model.bin").is_file():
+        return torch.load(checkpoint / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise UserError(f"{checkpoint}: no model.safetensors or pytorch_model.bin next to config.json")

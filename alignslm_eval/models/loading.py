@@ -1,0 +1,66 @@
+"""Resolve a model argument (hub id or local dir) to a local checkpoint dir, and fingerprint its weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from alignslm_eval.errors import UserError
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def resolve_checkpoint(model: str, revision: Optional[str] = None) -> tuple[Path, dict[str, Any]]:
+    """Return (local dir, provenance). A local dir is used as is; anything else is a hub id read from the local
+    Hugging Face cache (or downloaded where the network allows it)."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"--model {model}: expected a checkpoint directory, got a file")
+        return path.resolve(), {"path": str(path.resolve()), "local_dir": str(path.resolve())}
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:  # hub ids are "name" or "org/name"
+        raise UserError(f"--model {model}: directory does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = Path(snapshot_download(model, revision=revision))
+    except Exception as e:  # the hub client raises many types: offline, not found, gated, bad revision
+        raise UserError(
+            f"--model {model}: not a local directory and not loadable from the Hugging Face hub or its cache "
+            f"({type(e).__name__}); download it where there is network and pass the directory"
+        )
+    return local, {"hub_id": model, "revision": revision, "resolved_commit": local.name, "local_dir": str(local)}
+
+
+def read_config(checkpoint: Path) -> dict[str, Any]:
+    config = checkpoint / "config.json"
+    if not config.is_file():
+        raise UserError(
+            f"{checkpoint}: no config.json; pass a checkpoint directory saved with save_pretrained (config + weights)"
+        )
+    try:
+        return json.loads(config.read_text())
+    except ValueError as e:
+        raise UserError(f"{config}: not valid JSON ({e})")
+
+
+def weights_fingerprint(checkpoint: Path) -> str:
+    """sha256 over each weight file's name, size and first and last MiB.
+
+    Hashing every byte of a 7B checkpoint takes minutes; this quick fingerprint still changes with any retraining,
+    and is recorded under this name so nobody mistakes it for a full-file hash.
+    """
+    h = hashlib.sha256()
+    files = sorted(p for p in checkpoint.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.name}:{size}".encode())
+        with open(p, "rb") as f:
+            h.update(f.read(1 << 20))
+            if size > 2 << 20:
+                f.seek(-(1 << 20), os.SEEK_END)
+                h.update(f.read(1 << 20))
+    return h.hexdigest()

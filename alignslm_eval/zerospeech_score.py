@@ -1,0 +1,101 @@
+"""Score a ZeroSpeech 2021 lexical or syntactic submission file against its gold.csv.
+
+The submission is the official format (`<filename> <score>` per line, one line per gold file); it may come from
+`alignslm-eval` (the zerospeech task kinds' `write_outputs`) or from any other system, and no audio is needed.
+Pairing and aggregation are the task kinds' own code, so the result equals a live evaluation's.
+
+    python -m alignslm_eval.zerospeech_score SUBMISSION GOLD_DIR --kind lexical
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from alignslm_eval.api.task import TaskResult
+from alignslm_eval.errors import UserError
+from alignslm_eval.scoring.choice import likelihood_choice
+from alignslm_tasks.zerospeech import FORMATS, load_split
+
+
+def read_submission(submission_file: Path) -> dict[str, float]:
+    """Parse `<filename> <score>` lines (blank lines ignored); a `.wav` suffix on the filename is dropped."""
+    submission_file = Path(submission_file)
+    try:
+        text = submission_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{submission_file}: cannot read submission file ({e})")
+    scores: dict[str, float] = {}
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise UserError(f"{submission_file}: line {number}: expected '<filename> <score>', got {line.strip()!r}")
+        name, value = fields
+        try:
+            score = float(value)
+        except ValueError:
+            score = math.nan
+        if math.isnan(score):
+            raise UserError(f"{submission_file}: line {number}: score must be a number, not {value!r}")
+        name = name[: -len(".wav")] if name.endswith(".wav") else name
+        if name in scores:
+            raise UserError(f"{submission_file}: line {number}: {name!r} already scored on line {first_line[name]}")
+        scores[name] = score
+        first_line[name] = number
+    return scores
+
+
+def score_submission(submission_file: Path, gold_dir: Path, kind: str) -> TaskResult:
+    """Metrics of a submission file; `gold_dir` is the split folder holding gold.csv, `kind` lexical or syntactic.
+
+    Every filename in gold.csv must be scored, and the submission may not name files gold.csv does not list.
+    """
+    if kind not in FORMATS:
+        raise UserError(f"kind must be one of {sorted(FORMATS)}, not {kind!r}")
+    fmt = FORMATS[kind]
+    data = load_split(Path(gold_dir), fmt, check_audio=False)
+    scores = read_submission(submission_file)
+    gold_csv = data.metadata_files[0]
+    missing = sorted(k for k in data.items if k not in scores)
+    if missing:
+        raise UserError(
+            f"{submission_file}: no score for {missing[0]!r} (listed in {gold_csv}; {len(missing)} missing in total); "
+            "a submission must score every gold file"
+        )
+    extra = sorted(k for k in scores if k not in data.items)
+    if extra:
+        raise UserError(
+            f"{submission_file}: {len(extra)} filename(s) not in {gold_csv}, e.g. {extra[0]!r}; check that the "
+            "submission and gold.csv are the same split and kind"
+        )
+    choice_scores = {
+        c.id: likelihood_choice([scores[k] for k in c.candidates], c.positive) for c in data.choices
+    }
+    return fmt.aggregate(data, choice_scores)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: print the TaskResult as JSON; bad input prints one line and exits with status 2."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("submission", type=Path, help="the <filename> <score> file, e.g. lexical/dev.txt")
+    parser.add_argument("gold_dir", type=Path, help="the split folder holding gold.csv, e.g. <root>/lexical/dev")
+    parser.add_argument("--kind", choices=sorted(FORMATS), required=True)
+    args = parser.parse_args(argv)
+    try:
+        result = score_submission(args.submission, args.gold_dir, args.kind)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_json(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

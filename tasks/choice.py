@@ -1,0 +1,293 @@
+"""Multiple-choice likelihood task kinds: `storycloze` (spoken and topic StoryCloze) and `salmon` (SALMon).
+
+Both read a folder of audio files whose names say which candidate is the positive one. Item keys are paths
+relative to the task's data dir, in posix form and without the extension.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from alignslm_eval.api.registry import register_task_kind
+from alignslm_eval.api.task import AudioItem, Choice, Metric, Task, TaskData, TaskResult, TaskSpec
+from alignslm_eval.errors import UserError
+from alignslm_eval.scoring.choice import mean_metric
+
+
+def scored_choices(data: TaskData, choice_scores: Mapping[str, float]) -> list[tuple[Choice, float]]:
+    """Each choice of `data` with its score, in choice id order (a fixed order keeps float sums reproducible)."""
+    missing = [c.id for c in data.choices if c.id not in choice_scores]
+    if missing:
+        raise ValueError(f"no score for {len(missing)} choice(s), e.g. {missing[0]!r}")
+    return [(c, float(choice_scores[c.id])) for c in sorted(data.choices, key=lambda c: c.id)]
+
+
+def aggregate_accuracy(data: TaskData, choice_scores: Mapping[str, float]) -> TaskResult:
+    """Headline "accuracy": the mean per-choice score with its standard error over choices."""
+    return TaskResult("accuracy", {"accuracy": mean_metric(s for _, s in scored_choices(data, choice_scores))})
+
+
+def _item_key(path: Path, data_dir: Path) -> str:
+    try:
+        rel = path.relative_to(data_dir)
+    except ValueError:
+        rel = path
+    return rel.with_suffix("").as_posix()
+
+
+def _add_item(items: dict[str, AudioItem], path: Path, data_dir: Path, where: str) -> str:
+    key = _item_key(path, data_dir)
+    known = items.get(key)
+    if known is not None and known.path != path:
+        raise UserError(f"{where}: {path} and {known.path} differ only by extension; rename one of them")
+    items[key] = AudioItem(key=key, path=path)
+    return key
+
+
+def _require_dir(data_dir: Path, spec: TaskSpec, what: str) -> Path:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise UserError(
+            f"{data_dir}: {spec.name} data folder not found; download {what} and pass the folder holding "
+            f"{spec.data_dir}/ as --data-root"
+        )
+    return data_dir
+
+
+def _check_settings(spec: TaskSpec, allowed: Sequence[str]) -> None:
+    unknown = sorted(set(spec.settings) - set(allowed))
+    if unknown:
+        raise UserError(f"{spec.source}: unknown setting(s) {unknown} for kind {spec.kind!r}; allowed: {list(allowed)}")
+
+
+# ---------------------------------------------------------------------------------------------------- StoryCloze
+
+_STORY_FILE = re.compile(r"^(?P<stem>.+)_(?P<label>correct|incorrect)\.wav$")
+
+
+def storycloze_from_names(data_dir: Path) -> TaskData:
+    """Pairs `<n>_<storyid>_correct.wav` with `<n>_<storyid>_incorrect.wav`, searched recursively.
+
+    The choice id is the pair's path relative to `data_dir` without the suffix (`<n>_<storyid>` at top level).
+    """
+    data_dir = Path(data_dir)
+    found: dict[str, dict[str, Path]] = defaultdict(dict)
+    for path in sorted(data_dir.rglob("*.wav")):
+        match = _STORY_FILE.match(path.name)
+        if match:
+            pair_id = (path.parent.relative_to(data_dir) / match["stem"]).as_posix()
+            found[pair_id][match["label"]] = path
+    if not found:
+        raise UserError(
+            f"{data_dir}: no <n>_<storyid>_correct.wav / _incorrect.wav files found (searched recursively); "
+            "extract the StoryCloze audio here, or add a manifest.csv with columns id,positive,negative"
+        )
+    items: dict[str, AudioItem] = {}
+    choices = []
+    for pair_id in sorted(found):
+        files = found[pair_id]
+        for label, twin in (("correct", "incorrect"), ("incorrect", "correct")):
+            if twin not in files:
+                raise UserError(
+                    f"{files[label]}: no matching {Path(pair_id).name}_{twin}.wav next to it; every story needs "
+                    "both endings, so restore the missing file or remove this one"
+                )
+        keys = tuple(_add_item(items, files[label], data_dir, str(data_dir)) for label in ("correct", "incorrect"))
+        choices.append(Choice(id=pair_id, candidates=keys, positive=0))
+    return TaskData(items=items, choices=choices)
+
+
+def storycloze_from_manifest(data_dir: Path, manifest: Path) -> TaskData:
+    """Pairs from a CSV with columns `id,positive,negative` (audio paths relative to `data_dir`, or absolute)."""
+    data_dir, manifest = Path(data_dir), Path(manifest)
+    required = ("id", "positive", "negative")
+    try:
+        with manifest.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise UserError(
+                    f"{manifest}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
+                    "a StoryCloze manifest needs id,positive,negative"
+                )
+            rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
+    except OSError as e:
+        raise UserError(f"{manifest}: cannot read manifest ({e})")
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{manifest}: not a readable CSV file ({e})")
+    items: dict[str, AudioItem] = {}
+    choices = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        if not row["id"]:
+            raise UserError(f"{manifest}: line {line}: empty id; give every pair a unique id")
+        if row["id"] in seen:
+            raise UserError(f"{manifest}: line {line}: id {row['id']!r} already used on line {seen[row['id']]}")
+        seen[row["id"]] = line
+        keys = []
+        for column in ("positive", "negative"):
+            if not row[column]:
+                raise UserError(f"{manifest}: line {line}: empty {column!r}; give the audio file's path")
+            path = data_dir / row[column]
+            if not path.is_file():
+                raise UserError(f"{manifest}: line {line}: {column} file {path} not found; fix the path")
+            keys.append(_add_item(items, path, data_dir, f"{manifest}: line {line}"))
+        choices.append(Choice(id=row["id"], candidates=tuple(keys), positive=0))
+    if not choices:
+        raise UserError(f"{manifest}: no rows; list one pair per line as id,positive,negative")
+    return TaskData(items=items, choices=choices, metadata_files=[manifest])
+
+
+@register_task_kind("storycloze")
+class StoryCloze(Task):
+    """Spoken / topic StoryCloze: which of two spoken endings continues the spoken story?
+
+    Setting `manifest` (a CSV path, relative to the data dir or absolute) selects the pairs explicitly; otherwise a
+    `manifest.csv` in the data dir is used if present, else the released `_correct` / `_incorrect` file naming.
+    """
+
+    def __init__(self, spec: TaskSpec):
+        super().__init__(spec)
+        _check_settings(spec, ["manifest"])
+
+    def load(self, data_dir: Path) -> TaskData:
+        data_dir = _require_dir(data_dir, self.spec, "the spoken StoryCloze benchmark")
+        setting: Optional[Any] = self.spec.settings.get("manifest")
+        if setting:
+            manifest = data_dir / str(setting)
+            if not manifest.is_file():
+                raise UserError(f"{self.spec.source}: settings.manifest: {manifest} not found; fix the path")
+            return storycloze_from_manifest(data_dir, manifest)
+        if (data_dir / "manifest.csv").is_file():
+            return storycloze_from_manifest(data_dir, data_dir / "manifest.csv")
+        return storycloze_from_names(data_dir)
+
+    def aggregate(self, data: TaskData, choice_scores: dict[str, float]) -> TaskResult:
+        return aggregate_accuracy(data, choice_scores)
+
+
+# -------------------------------------------------------------------------------------------------------- SALMon
+
+SALMON_PARTS: tuple[str, ...] = (
+    "bg_alignment",
+    "bg_all_consistency",
+    "bg_domain_consistency",
+    "gender_consistency",
+    "rir_consistency",
+    "sentiment_alignment",
+    "sentiment_consistency",
+    "speaker_consistency",
+)
+
+_SALMON_FILE = re.compile(r"^sample_(?P<idx>\d+)_(?P<k>\d+)\.wav$")
+
+
+def load_salmon(data_dir: Path, parts: Sequence[str] = SALMON_PARTS) -> TaskData:
+    """Read `<data_dir>/<part>/sample_<idx>_<k>.wav`; k = 0 is the positive, k >= 1 the negatives (sorted by k).
+
+    Choice ids are `<part>/sample_<idx>`, meta holds the part and sample index.
+    """
+    data_dir = Path(data_dir)
+    absent = [p for p in parts if not (data_dir / p).is_dir()]
+    if absent:
+        present = sorted(d.name for d in data_dir.iterdir() if d.is_dir() and d.name in SALMON_PARTS)
+        hint = f"--set salmon.parts={','.join(present)}" if present else "the full benchmark"
+        raise UserError(
+            f"{data_dir}: SALMon part folder(s) {', '.join(absent)} not found (present: {', '.join(present) or 'none'}); "
+            f"download the missing parts or evaluate only those present ({hint})"
+        )
+    items: dict[str, AudioItem] = {}
+    choices = []
+    for part in parts:
+        part_dir = data_dir / part
+        samples: dict[int, dict[int, Path]] = defaultdict(dict)
+        for path in sorted(part_dir.glob("*.wav")):
+            match = _SALMON_FILE.match(path.name)
+            if not match:
+                raise UserError(f"{path}: not a SALMon sample name (sample_<idx>_<k>.wav); move it out of {part_dir}")
+            idx, k = int(match["idx"]), int(match["k"])
+            if k in samples[idx]:
+                raise UserError(f"{path}: same sample and candidate numbers as {samples[idx][k]}; remove one")
+            samples[idx][k] = path
+        if not samples:
+            raise UserError(f"{part_dir}: no sample_<idx>_<k>.wav files; re-extract this SALMon part")
+        for idx in sorted(samples):
+            files = samples[idx]
+            if 0 not in files or len(files) < 2:
+                raise UserError(
+                    f"{part_dir}: sample {idx} needs sample_{idx}_0.wav (the positive) and at least one negative "
+                    f"sample_{idx}_<k>.wav, found k = {sorted(files)}; re-extract this SALMon part"
+                )
+            keys = tuple(_add_item(items, files[k], data_dir, str(part_dir)) for k in sorted(files))
+            choices.append(Choice(id=f"{part}/sample_{idx}", candidates=keys, positive=0, meta={"part": part, "sample": idx}))
+    return TaskData(items=items, choices=choices)
+
+
+def aggregate_salmon(data: TaskData, choice_scores: Mapping[str, float]) -> TaskResult:
+    """Per-part accuracy ("by_part"); headline "accuracy" is their unweighted mean over the parts present.
+
+    The macro stderr treats parts as independent: sqrt(sum of squared part stderrs) / number of parts.
+    "accuracy_micro" is the mean over all samples.
+    """
+    scored = scored_choices(data, choice_scores)
+    by_part: dict[str, list[float]] = defaultdict(list)
+    for choice, score in scored:
+        by_part[choice.meta["part"]].append(score)
+    order = {p: i for i, p in enumerate(SALMON_PARTS)}
+    parts = sorted(by_part, key=lambda p: (order.get(p, len(order)), p))
+    part_metrics = {p: mean_metric(by_part[p]) for p in parts}
+    if part_metrics:
+        macro = Metric(
+            value=sum(m.value for m in part_metrics.values()) / len(part_metrics),
+            stderr=math.sqrt(sum(m.stderr**2 for m in part_metrics.values())) / len(part_metrics),
+            n=len(scored),
+        )
+    else:
+        macro = Metric(math.nan, math.nan, 0)
+    return TaskResult(
+        headline="accuracy",
+        metrics={"accuracy": macro, "accuracy_micro": mean_metric(s for _, s in scored)},
+        breakdowns={"by_part": part_metrics},
+    )
+
+
+def _parts_setting(spec: TaskSpec) -> tuple[str, ...]:
+    raw = spec.settings.get("parts", "all")
+    if isinstance(raw, str):
+        names = [p.strip() for p in raw.split(",") if p.strip()]
+    elif isinstance(raw, (list, tuple)) and all(isinstance(p, str) for p in raw):
+        names = [p.strip() for p in raw]
+    else:
+        raise UserError(f"{spec.source}: settings.parts must be a list of part names or 'all', not {raw!r}")
+    if names == ["all"]:
+        return SALMON_PARTS
+    unknown = [p for p in names if p not in SALMON_PARTS]
+    if unknown or not names:
+        what = f"unknown part(s) {', '.join(unknown)}" if unknown else "no parts given"
+        raise UserError(f"{spec.source}: settings.parts: {what}; choose 'all' or from {', '.join(SALMON_PARTS)}")
+    return tuple(dict.fromkeys(names))
+
+
+@register_task_kind("salmon")
+class Salmon(Task):
+    """SALMon: does the model prefer the acoustically consistent / aligned recording over its altered versions?
+
+    Setting `parts`: a list (or comma-separated string) of part folders to evaluate, default 'all' eight.
+    """
+
+    def __init__(self, spec: TaskSpec):
+        super().__init__(spec)
+        _check_settings(spec, ["parts"])
+        self.parts = _parts_setting(spec)
+
+    def load(self, data_dir: Path) -> TaskData:
+        return load_salmon(_require_dir(data_dir, self.spec, "the SALMon benchmark"), self.parts)
+
+    def aggregate(self, data: TaskData, choice_scores: dict[str, float]) -> TaskResult:
+        return aggregate_salmon(data, choice_scores)

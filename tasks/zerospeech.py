@@ -1,0 +1,306 @@
+"""ZeroSpeech 2021 sWUGGY (`zerospeech_lexical`) and sBLIMP (`zerospeech_syntactic`) task kinds.
+
+Layout under the task's data dir: ``<split>/gold.csv`` and ``<split>/<filename>.wav`` (split is dev or test). Each
+gold row is one audio file; a correct (``correct == 1``) and an incorrect row with the same pair key form one
+Choice. The item key is the gold ``filename`` (no extension), which is also the name the official ZeroSpeech
+submission file uses, so `write_outputs` can emit a submission the official evaluation accepts.
+
+Gold parsing and aggregation are module-level functions so that `alignslm_eval.zerospeech_score` can score a
+submission made elsewhere (no wav files needed) with exactly the same code as a live evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from alignslm_eval.api.registry import register_task_kind
+from alignslm_eval.api.task import AudioItem, Choice, Task, TaskData, TaskResult, TaskSpec
+from alignslm_eval.errors import UserError
+from alignslm_eval.scoring.choice import mean_metric
+from alignslm_tasks.choice import scored_choices
+
+SPLITS = ("dev", "test")
+
+#: (label, lowest count, highest count) of the sWUGGY word-frequency bands; the count is the gold `frequency` column
+#: (occurrences in the LibriSpeech training text), 0 meaning out of vocabulary.
+FREQUENCY_BANDS: tuple[tuple[str, int, float], ...] = (
+    ("oov", 0, 0),
+    ("1-5", 1, 5),
+    ("6-20", 6, 20),
+    ("21-100", 21, 100),
+    (">100", 101, math.inf),
+)
+
+
+def frequency_band(frequency: int) -> str:
+    """The sWUGGY band label of a raw word count."""
+    for label, low, high in FREQUENCY_BANDS:
+        if low <= frequency <= high:
+            return label
+    raise ValueError(f"word frequency must be a non-negative count, not {frequency}")
+
+
+@dataclass(frozen=True)
+class GoldFormat:
+    """How one ZeroSpeech gold.csv is read, paired and aggregated."""
+
+    name: str
+    columns: tuple[str, ...]
+    #: gold columns that identify one (correct, incorrect) pair
+    pair_fields: tuple[str, ...]
+    #: columns copied from the correct row into Choice.meta
+    meta_fields: tuple[str, ...]
+    #: meta columns that must hold integers
+    int_fields: tuple[str, ...]
+    aggregate: Callable[[TaskData, Mapping[str, float]], TaskResult]
+
+
+def _mean_over_voices(
+    data: TaskData, choice_scores: Mapping[str, float], group_fields: tuple[str, ...]
+) -> list[tuple[dict, float]]:
+    """Average the per-voice choice scores of each group; returns (meta of the group's first choice, mean)."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    metas: dict[tuple, dict] = {}
+    for choice, score in scored_choices(data, choice_scores):
+        key = tuple(choice.meta[f] for f in group_fields)
+        groups[key].append(score)
+        metas.setdefault(key, choice.meta)
+    return [(metas[k], sum(v) / len(v)) for k, v in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0])))]
+
+
+def aggregate_lexical(data: TaskData, choice_scores: Mapping[str, float]) -> TaskResult:
+    """sWUGGY metrics: voices are averaged per word id, then everything is a mean (and stderr) over word ids.
+
+    "accuracy" covers all ids, "in_vocab" leaves out the oov band; breakdowns "by_frequency" (bands of
+    FREQUENCY_BANDS that have ids, in band order) and "by_length" (phone length, ascending).
+    """
+    per_id = _mean_over_voices(data, choice_scores, ("id",))
+    by_band: dict[str, list[float]] = defaultdict(list)
+    by_length: dict[int, list[float]] = defaultdict(list)
+    for meta, score in per_id:
+        by_band[frequency_band(meta["frequency"])].append(score)
+        by_length[meta["length"]].append(score)
+    in_vocab = [s for meta, s in per_id if meta["frequency"] > 0]
+    return TaskResult(
+        headline="accuracy",
+        metrics={"accuracy": mean_metric(s for _, s in per_id), "in_vocab": mean_metric(in_vocab)},
+        breakdowns={
+            "by_frequency": {label: mean_metric(by_band[label]) for label, _, _ in FREQUENCY_BANDS if by_band[label]},
+            "by_length": {str(n): mean_metric(by_length[n]) for n in sorted(by_length)},
+        },
+    )
+
+
+def aggregate_syntactic(data: TaskData, choice_scores: Mapping[str, float]) -> TaskResult:
+    """sBLIMP metrics: voices are averaged per (type, subtype, id), then means (and stderr) over those pairs.
+
+    Breakdowns "by_type" and "by_subtype" (keyed "type/subtype"), both sorted by name.
+    """
+    per_pair = _mean_over_voices(data, choice_scores, ("type", "subtype", "id"))
+    by_type: dict[str, list[float]] = defaultdict(list)
+    by_subtype: dict[str, list[float]] = defaultdict(list)
+    for meta, score in per_pair:
+        by_type[meta["type"]].append(score)
+        by_subtype[f"{meta['type']}/{meta['subtype']}"].append(score)
+    return TaskResult(
+        headline="accuracy",
+        metrics={"accuracy": mean_metric(s for _, s in per_pair)},
+        breakdowns={
+            "by_type": {k: mean_metric(by_type[k]) for k in sorted(by_type)},
+            "by_subtype": {k: mean_metric(by_subtype[k]) for k in sorted(by_subtype)},
+        },
+    )
+
+
+LEXICAL = GoldFormat(
+    name="lexical",
+    columns=("filename", "id", "voice", "frequency", "word", "phones", "length", "correct"),
+    pair_fields=("id", "voice"),
+    meta_fields=("id", "voice", "frequency", "length", "word"),
+    int_fields=("frequency", "length"),
+    aggregate=aggregate_lexical,
+)
+
+# The pair key includes type and subtype because the official sBLIMP evaluation treats an id as scoped by
+# (type, subtype); with globally unique ids this pairs exactly as (id, voice) would.
+SYNTACTIC = GoldFormat(
+    name="syntactic",
+    columns=("filename", "id", "voice", "type", "subtype", "transcription", "correct"),
+    pair_fields=("type", "subtype", "id", "voice"),
+    meta_fields=("id", "voice", "type", "subtype"),
+    int_fields=(),
+    aggregate=aggregate_syntactic,
+)
+
+FORMATS: dict[str, GoldFormat] = {"lexical": LEXICAL, "syntactic": SYNTACTIC}
+
+
+def _parse_int(value: str, gold_csv: Path, line: int, column: str) -> int:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not number.is_integer() or number < 0:
+        raise UserError(
+            f"{gold_csv}: line {line}: column {column!r} must be a non-negative integer, not {value!r}; "
+            "fix the row or re-download the benchmark"
+        )
+    return int(number)
+
+
+def read_gold(gold_csv: Path, fmt: GoldFormat) -> list[Choice]:
+    """Pair the correct and incorrect rows of a ZeroSpeech gold.csv into Choices (sorted by id).
+
+    Rows are matched on `fmt.pair_fields`, never by their order in the file. Each Choice has candidates
+    (correct filename, incorrect filename), positive 0, and the correct row's `fmt.meta_fields` as meta.
+    """
+    gold_csv = Path(gold_csv)
+    try:
+        with gold_csv.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in fmt.columns if c not in header]
+            if missing:
+                raise UserError(
+                    f"{gold_csv}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
+                    f"a ZeroSpeech {fmt.name} gold.csv needs {', '.join(fmt.columns)}"
+                )
+            rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
+    except OSError as e:
+        raise UserError(f"{gold_csv}: cannot read gold file ({e})")
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{gold_csv}: not a readable CSV file ({e}); re-download the benchmark")
+
+    groups: dict[tuple[str, ...], dict[int, list[tuple[int, dict[str, str]]]]] = defaultdict(lambda: {0: [], 1: []})
+    seen_files: dict[str, int] = {}
+    for line, row in rows:
+        filename = row["filename"]
+        if not filename:
+            raise UserError(f"{gold_csv}: line {line}: empty filename; fix or remove the row")
+        if filename in seen_files:
+            raise UserError(
+                f"{gold_csv}: line {line}: filename {filename!r} already listed on line {seen_files[filename]}; "
+                "each file must appear once"
+            )
+        seen_files[filename] = line
+        if row["correct"] not in ("0", "1"):
+            raise UserError(f"{gold_csv}: line {line}: column 'correct' must be 0 or 1, not {row['correct']!r}")
+        groups[tuple(row[f] for f in fmt.pair_fields)][int(row["correct"])].append((line, row))
+
+    choices = []
+    for key, by_label in groups.items():
+        if len(by_label[1]) != 1 or len(by_label[0]) != 1:
+            what = " ".join(f"{f} {v!r}" for f, v in zip(fmt.pair_fields, key))
+            lines = sorted(line for rows_ in by_label.values() for line, _ in rows_)
+            raise UserError(
+                f"{gold_csv}: {what} has {len(by_label[1])} correct and {len(by_label[0])} incorrect row(s) "
+                f"(line(s) {', '.join(map(str, lines))}); each pair needs exactly one of each"
+            )
+        (pos_line, pos), (_, neg) = by_label[1][0], by_label[0][0]
+        meta = {
+            f: _parse_int(pos[f], gold_csv, pos_line, f) if f in fmt.int_fields else pos[f] for f in fmt.meta_fields
+        }
+        choices.append(Choice(id="/".join(key), candidates=(pos["filename"], neg["filename"]), positive=0, meta=meta))
+    if not choices:
+        raise UserError(f"{gold_csv}: no rows; re-download the benchmark")
+    return sorted(choices, key=lambda c: c.id)
+
+
+def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> TaskData:
+    """Read `<split_dir>/gold.csv`; with `check_audio`, every listed `<split_dir>/<filename>.wav` must exist.
+
+    `check_audio=False` is for scoring a submission file made elsewhere, where only gold.csv is needed.
+    """
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise UserError(
+            f"{split_dir}: ZeroSpeech {fmt.name} split folder not found; download the ZeroSpeech 2021 dataset "
+            f"and check --data-root and the task's split setting"
+        )
+    gold_csv = split_dir / "gold.csv"
+    if not gold_csv.is_file():
+        raise UserError(
+            f"{gold_csv}: gold file not found; the ZeroSpeech 2021 {fmt.name} gold.csv files are released "
+            "separately from the audio: copy them into each split folder"
+        )
+    choices = read_gold(gold_csv, fmt)
+    items = {
+        name: AudioItem(key=name, path=split_dir / f"{name}.wav") for choice in choices for name in choice.candidates
+    }
+    if check_audio:
+        absent = sorted(k for k, item in items.items() if not item.path.is_file())
+        if absent:
+            raise UserError(
+                f"{items[absent[0]].path}: audio file listed in {gold_csv} not found ({len(absent)} missing in "
+                "total); re-extract the benchmark so every gold filename has its .wav"
+            )
+    return TaskData(items=items, choices=choices, metadata_files=[gold_csv])
+
+
+def write_submission(data: TaskData, item_scores: Mapping[str, float], path: Path) -> Path:
+    """Write the ZeroSpeech `<filename> <score>` file: one line per item, sorted by filename."""
+    missing = [k for k in data.items if k not in item_scores]
+    if missing:
+        raise ValueError(f"no score for {len(missing)} item(s), e.g. {missing[0]!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # repr() of a Python float round-trips exactly, so re-scoring the file reproduces ties and orderings.
+    lines = [f"{key} {float(item_scores[key])!r}\n" for key in sorted(data.items)]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+class ZeroSpeechTask(Task):
+    """Shared behaviour of the two ZeroSpeech 2021 likelihood kinds; `fmt` selects lexical or syntactic."""
+
+    fmt: GoldFormat
+
+    def __init__(self, spec: TaskSpec):
+        super().__init__(spec)
+        unknown = sorted(set(spec.settings) - {"split"})
+        if unknown:
+            raise UserError(f"{spec.source}: unknown setting(s) {unknown} for kind {spec.kind!r}; allowed: ['split']")
+        split = str(spec.settings.get("split", "dev"))
+        if split not in SPLITS:
+            raise UserError(f"{spec.source}: settings.split must be one of {list(SPLITS)}, not {split!r}")
+        self.split = split
+
+    def load(self, data_dir: Path) -> TaskData:
+        """Read `<data_dir>/<split>/` (gold.csv and the wav files it lists)."""
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise UserError(
+                f"{data_dir}: {self.spec.name} data folder not found; download ZeroSpeech 2021 and pass the folder "
+                f"holding {self.spec.data_dir}/ as --data-root"
+            )
+        return load_split(data_dir / self.split, self.fmt)
+
+    def aggregate(self, data: TaskData, choice_scores: dict[str, float]) -> TaskResult:
+        return self.fmt.aggregate(data, choice_scores)
+
+    def submission_path(self, out_dir: Path) -> Path:
+        """Where the official ZeroSpeech layout puts this task's scores: `<out_dir>/<lexical|syntactic>/<split>.txt`."""
+        return Path(out_dir) / self.fmt.name / f"{self.split}.txt"
+
+    def write_outputs(self, data: TaskData, item_scores: dict[str, float], out_dir: Path) -> list[Path]:
+        """The ZeroSpeech submission file of the items' log-likelihoods, for the official evaluation."""
+        return [write_submission(data, item_scores, self.submission_path(out_dir))]
+
+
+@register_task_kind("zerospeech_lexical")
+class ZeroSpeechLexical(ZeroSpeechTask):
+    """sWUGGY: does the model prefer the spoken word to its matched non-word?"""
+
+    fmt = LEXICAL
+
+
+@register_task_kind("zerospeech_syntactic")
+class ZeroSpeechSyntactic(ZeroSpeechTask):
+    """sBLIMP: does the model prefer the grammatical sentence to its minimally different ungrammatical twin?"""
+
+    fmt = SYNTACTIC

@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# The shared real data sits beside the repository (CI clones main next to shared/); never copied into the project.
+SHARED_DATA = Path(os.environ.get("ALIGNSLM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared test data not found at {SHARED_DATA}; set ALIGNSLM_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    # Tests never touch the network or the user's caches.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("ALIGNSLM_CACHE", str(tmp_path / "alignslm-cache"))
