@@ -9,12 +9,8 @@ Pairing and aggregation are the task kinds' own code, so the result equals a liv
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from pathlib import Path
-from typing import Optional, Sequence
 
 from alignslm_eval.api.task import TaskResult
 from alignslm_eval.errors import UserError
@@ -79,23 +75,3 @@ def score_submission(submission_file: Path, gold_dir: Path, kind: str) -> TaskRe
         c.id: likelihood_choice([scores[k] for k in c.candidates], c.positive) for c in data.choices
     }
     return fmt.aggregate(data, choice_scores)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line: print the TaskResult as JSON; bad input prints one line and exits with status 2."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("submission", type=Path, help="the <filename> <score> file, e.g. lexical/dev.txt")
-    parser.add_argument("gold_dir", type=Path, help="the split folder holding gold.csv, e.g. <root>/lexical/dev")
-    parser.add_argument("--kind", choices=sorted(FORMATS), required=True)
-    args = parser.parse_args(argv)
-    try:
-        result = score_submission(args.submission, args.gold_dir, args.kind)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result.to_json(), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

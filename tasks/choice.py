@@ -1,7 +1,8 @@
 """Multiple-choice likelihood task kinds: `storycloze` (spoken and topic StoryCloze) and `salmon` (SALMon).
 
-Both read a folder of audio files whose names say which candidate is the positive one. Item keys are paths
-relative to the task's data dir, in posix form and without the extension.
+Both find their candidates from the released file naming (StoryCloze may use a manifest CSV instead). Item keys
+are paths relative to the task's data dir, in posix form and without the extension. The helpers every task kind
+shares (`scored_choices`, `read_csv_rows`, `check_settings`) live here too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,32 @@ def aggregate_accuracy(data: TaskData, choice_scores: Mapping[str, float]) -> Ta
     return TaskResult("accuracy", {"accuracy": mean_metric(s for _, s in scored_choices(data, choice_scores))})
 
 
+def read_csv_rows(path: Path, required: Sequence[str], what: str) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row of a CSV with a header; values stripped, absent ones empty.
+
+    UserError if the file cannot be read or lacks a `required` column (`what` names the file's role).
+    """
+    path = Path(path)
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark that would corrupt the first column name
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise UserError(
+                    f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
+                    f"{what} needs {','.join(required)}"
+                )
+            return [
+                (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader
+            ]
+    except OSError as e:
+        raise UserError(f"{path}: cannot read {what} ({e})")
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: not a readable CSV file ({e}); {what} must be UTF-8 CSV with a header row")
+
+
 def _item_key(path: Path, data_dir: Path) -> str:
     try:
         rel = path.relative_to(data_dir)
@@ -59,7 +86,8 @@ def _require_dir(data_dir: Path, spec: TaskSpec, what: str) -> Path:
     return data_dir
 
 
-def _check_settings(spec: TaskSpec, allowed: Sequence[str]) -> None:
+def check_settings(spec: TaskSpec, allowed: Sequence[str]) -> None:
+    """UserError naming the task file if `spec.settings` has a key the kind does not know (e.g. a --set typo)."""
     unknown = sorted(set(spec.settings) - set(allowed))
     if unknown:
         raise UserError(f"{spec.source}: unknown setting(s) {unknown} for kind {spec.kind!r}; allowed: {list(allowed)}")
@@ -105,22 +133,7 @@ def storycloze_from_names(data_dir: Path) -> TaskData:
 def storycloze_from_manifest(data_dir: Path, manifest: Path) -> TaskData:
     """Pairs from a CSV with columns `id,positive,negative` (audio paths relative to `data_dir`, or absolute)."""
     data_dir, manifest = Path(data_dir), Path(manifest)
-    required = ("id", "positive", "negative")
-    try:
-        with manifest.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise UserError(
-                    f"{manifest}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
-                    "a StoryCloze manifest needs id,positive,negative"
-                )
-            rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
-    except OSError as e:
-        raise UserError(f"{manifest}: cannot read manifest ({e})")
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"{manifest}: not a readable CSV file ({e})")
+    rows = read_csv_rows(manifest, ("id", "positive", "negative"), "a StoryCloze manifest")
     items: dict[str, AudioItem] = {}
     choices = []
     seen: dict[str, int] = {}
@@ -154,7 +167,7 @@ class StoryCloze(Task):
 
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
-        _check_settings(spec, ["manifest"])
+        check_settings(spec, ["manifest"])
 
     def load(self, data_dir: Path) -> TaskData:
         data_dir = _require_dir(data_dir, self.spec, "the spoken StoryCloze benchmark")
@@ -199,8 +212,9 @@ def load_salmon(data_dir: Path, parts: Sequence[str] = SALMON_PARTS) -> TaskData
         present = sorted(d.name for d in data_dir.iterdir() if d.is_dir() and d.name in SALMON_PARTS)
         hint = f"--set salmon.parts={','.join(present)}" if present else "the full benchmark"
         raise UserError(
-            f"{data_dir}: SALMon part folder(s) {', '.join(absent)} not found (present: {', '.join(present) or 'none'}); "
-            f"download the missing parts or evaluate only those present ({hint})"
+            f"{data_dir}: SALMon part folder(s) {', '.join(absent)} not found "
+            f"(present: {', '.join(present) or 'none'}); download the missing parts or evaluate only those present "
+            f"({hint})"
         )
     items: dict[str, AudioItem] = {}
     choices = []
@@ -225,7 +239,8 @@ def load_salmon(data_dir: Path, parts: Sequence[str] = SALMON_PARTS) -> TaskData
                     f"sample_{idx}_<k>.wav, found k = {sorted(files)}; re-extract this SALMon part"
                 )
             keys = tuple(_add_item(items, files[k], data_dir, str(part_dir)) for k in sorted(files))
-            choices.append(Choice(id=f"{part}/sample_{idx}", candidates=keys, positive=0, meta={"part": part, "sample": idx}))
+            meta = {"part": part, "sample": idx}
+            choices.append(Choice(id=f"{part}/sample_{idx}", candidates=keys, positive=0, meta=meta))
     return TaskData(items=items, choices=choices)
 
 
@@ -283,7 +298,7 @@ class Salmon(Task):
 
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
-        _check_settings(spec, ["parts"])
+        check_settings(spec, ["parts"])
         self.parts = _parts_setting(spec)
 
     def load(self, data_dir: Path) -> TaskData:

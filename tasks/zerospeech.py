@@ -11,7 +11,6 @@ submission made elsewhere (no wav files needed) with exactly the same code as a 
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,18 +21,20 @@ from alignslm_eval.api.registry import register_task_kind
 from alignslm_eval.api.task import AudioItem, Choice, Task, TaskData, TaskResult, TaskSpec
 from alignslm_eval.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
-from alignslm_tasks.choice import scored_choices
+from alignslm_tasks.choice import check_settings, read_csv_rows, scored_choices
 
 SPLITS = ("dev", "test")
 
 #: (label, lowest count, highest count) of the sWUGGY word-frequency bands; the count is the gold `frequency` column
-#: (occurrences in the LibriSpeech training text), 0 meaning out of vocabulary.
+#: (occurrences in the LibriSpeech training text), 0 meaning out of vocabulary. The boundaries follow the official
+#: ZeroSpeech 2021 evaluation, which cuts half-open intervals [0, 1), [1, 5), [5, 20), [20, 100), [100, inf) under
+#: these labels: a count of 5 is in "6-20" there, and so here, so per-band numbers compare with published ones.
 FREQUENCY_BANDS: tuple[tuple[str, int, float], ...] = (
     ("oov", 0, 0),
-    ("1-5", 1, 5),
-    ("6-20", 6, 20),
-    ("21-100", 21, 100),
-    (">100", 101, math.inf),
+    ("1-5", 1, 4),
+    ("6-20", 5, 19),
+    ("21-100", 20, 99),
+    (">100", 100, math.inf),
 )
 
 
@@ -160,21 +161,7 @@ def read_gold(gold_csv: Path, fmt: GoldFormat) -> list[Choice]:
     (correct filename, incorrect filename), positive 0, and the correct row's `fmt.meta_fields` as meta.
     """
     gold_csv = Path(gold_csv)
-    try:
-        with gold_csv.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in fmt.columns if c not in header]
-            if missing:
-                raise UserError(
-                    f"{gold_csv}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
-                    f"a ZeroSpeech {fmt.name} gold.csv needs {', '.join(fmt.columns)}"
-                )
-            rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
-    except OSError as e:
-        raise UserError(f"{gold_csv}: cannot read gold file ({e})")
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"{gold_csv}: not a readable CSV file ({e}); re-download the benchmark")
+    rows = read_csv_rows(gold_csv, fmt.columns, f"a ZeroSpeech {fmt.name} gold.csv")
 
     groups: dict[tuple[str, ...], dict[int, list[tuple[int, dict[str, str]]]]] = defaultdict(lambda: {0: [], 1: []})
     seen_files: dict[str, int] = {}
@@ -225,8 +212,8 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
     gold_csv = split_dir / "gold.csv"
     if not gold_csv.is_file():
         raise UserError(
-            f"{gold_csv}: gold file not found; the ZeroSpeech 2021 {fmt.name} gold.csv files are released "
-            "separately from the audio: copy them into each split folder"
+            f"{gold_csv}: gold file not found; put the ZeroSpeech 2021 {fmt.name} gold.csv of this split there "
+            "(it pairs each wav with its id, voice and correct label)"
         )
     choices = read_gold(gold_csv, fmt)
     items = {
@@ -262,9 +249,7 @@ class ZeroSpeechTask(Task):
 
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
-        unknown = sorted(set(spec.settings) - {"split"})
-        if unknown:
-            raise UserError(f"{spec.source}: unknown setting(s) {unknown} for kind {spec.kind!r}; allowed: ['split']")
+        check_settings(spec, ["split"])
         split = str(spec.settings.get("split", "dev"))
         if split not in SPLITS:
             raise UserError(f"{spec.source}: settings.split must be one of {list(SPLITS)}, not {split!r}")

@@ -11,35 +11,37 @@ import soundfile as sf
 from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.errors import UserError
 
-AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio"
+@pytest.fixture
+def audio(shared_data: Path) -> Path:
+    return shared_data / "audio"
 
 
-def _durations() -> dict[str, float]:
-    with open(AUDIO / "transcripts.tsv", encoding="utf-8", newline="") as f:
+def _durations(audio: Path) -> dict[str, float]:
+    with open(audio / "transcripts.tsv", encoding="utf-8", newline="") as f:
         return {row["file"]: float(row["duration_s"]) for row in csv.DictReader(f, delimiter="\t")}
 
 
 @pytest.mark.parametrize("name", ["ljspeech_LJ002-0020.wav", "whisper_jfk.flac", "mlx_whisper_ls_test.flac"])
-def test_real_files_load_at_16k_with_expected_duration(name: str) -> None:
-    path = AUDIO / name
+def test_real_files_load_at_16k_with_expected_duration(name: str, audio: Path) -> None:
+    path = audio / name
     info = sf.info(str(path))
     wav = load_audio(path, 16000)
     assert wav.dtype == np.float32 and wav.ndim == 1 and wav.flags.c_contiguous
     assert len(wav) == math.ceil(info.frames * 16000 / info.samplerate)
     # transcripts.tsv rounds durations; allow one 20 ms frame
-    assert abs(len(wav) - _durations()[name] * 16000) <= 320
+    assert abs(len(wav) - _durations(audio)[name] * 16000) <= 320
     assert 1e-3 < float(np.sqrt(np.mean(wav**2))) and float(np.abs(wav).max()) <= 1.05
 
 
-def test_stereo_24bit_is_mean_downmixed() -> None:
-    path = AUDIO / "whisper_jfk.flac"
+def test_stereo_24bit_is_mean_downmixed(audio: Path) -> None:
+    path = audio / "whisper_jfk.flac"
     raw, sr = sf.read(str(path), dtype="float32", always_2d=True)
     assert (sr, raw.shape[1], sf.info(str(path)).subtype) == (44100, 2, "PCM_24")
     np.testing.assert_array_equal(load_audio(path, 44100), raw.mean(axis=1))
 
 
-def test_native_rate_is_not_resampled() -> None:
-    path = AUDIO / "mlx_whisper_ls_test.flac"
+def test_native_rate_is_not_resampled(audio: Path) -> None:
+    path = audio / "mlx_whisper_ls_test.flac"
     raw, _ = sf.read(str(path), dtype="float32")
     np.testing.assert_array_equal(load_audio(path, 16000), raw)
 
@@ -90,8 +92,8 @@ def test_directory_is_rejected(tmp_path: Path) -> None:
     _assert_one_line_error(tmp_path)
 
 
-def test_file_sha256_streams_large_files(tmp_path: Path) -> None:
-    path = AUDIO / "whisper_jfk.flac"
+def test_file_sha256_streams_large_files(audio: Path, tmp_path: Path) -> None:
+    path = audio / "whisper_jfk.flac"
     assert os.path.getsize(path) > 1 << 20  # more than one chunk
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(UserError, match="nope.bin"):

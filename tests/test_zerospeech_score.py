@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from alignslm_eval.errors import UserError
-from alignslm_eval.zerospeech_score import main, read_submission, score_submission
+from alignslm_eval.cli import main
+from alignslm_eval.zerospeech_score import read_submission, score_submission
 
 LEX_COLUMNS = ["filename", "id", "voice", "frequency", "word", "phones", "length", "correct"]
 
@@ -112,11 +113,12 @@ def test_command_line(tmp_path, capsys):
     gold_dir = tmp_path / "dev"
     build_gold(gold_dir)
     sub = write_submission(tmp_path / "dev.txt", full_lines())
-    assert main([str(sub), str(gold_dir), "--kind", "lexical"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["headline"] == "accuracy"
-    assert out["metrics"]["accuracy"]["n"] == 3
+    assert main(["zerospeech-score", str(sub), "--gold", str(gold_dir), "--kind", "lexical",
+                 "--output", str(tmp_path / "r.json")]) == 0
+    assert "| lexical | **accuracy** |" in capsys.readouterr().out
+    result = json.loads((tmp_path / "r.json").read_text())["tasks"]["lexical"]["result"]
+    assert result["headline"] == "accuracy" and result["metrics"]["accuracy"]["n"] == 3
     write_submission(sub, ["aa"])
-    assert main([str(sub), str(gold_dir), "--kind", "lexical"]) == 2
+    assert main(["zerospeech-score", str(sub), "--gold", str(gold_dir), "--kind", "lexical"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "dev.txt: line 1" in err and "\n" not in err
+    assert err.startswith("alignslm-eval: error: ") and "dev.txt: line 1" in err and "\n" not in err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import pickle
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -114,11 +115,13 @@ def _restricted_unpickler_class() -> type:
     takes_byte_order = "ensure_native_byte_order" in inspect.signature(NumpyUnpickler.__init__).parameters
 
     class RestrictedUnpickler(NumpyUnpickler):
+        dispatch = NumpyUnpickler.dispatch.copy()
+
         def __init__(self, path: Path, file_handle: Any):
             self.source_path = path
             if takes_byte_order:
                 super().__init__(str(path), file_handle, ensure_native_byte_order=True)
-            else:  # joblib < 1.5
+            else:  # older joblib, before ensure_native_byte_order existed
                 super().__init__(str(path), file_handle)
 
         def find_class(self, module: str, name: str) -> Any:
@@ -131,6 +134,19 @@ def _restricted_unpickler_class() -> type:
                     "only scikit-learn k-means files are accepted"
                 )
             return obj
+
+        def load_build(self) -> None:
+            # BUILD on a class object would set attributes on an allowed class itself (e.g. our array wrapper),
+            # altering how later files are read; no k-means pickle does that.
+            target = self.stack[-2] if len(self.stack) >= 2 else None  # the stack ends with (object, state)
+            if isinstance(target, type):
+                raise UserError(
+                    f"{self.source_path}: refusing to modify class {_printable(target.__name__)}; "
+                    "only scikit-learn k-means files are accepted"
+                )
+            NumpyUnpickler.load_build(self)
+
+        dispatch[pickle.BUILD[0]] = load_build
 
     return RestrictedUnpickler
 
@@ -156,7 +172,8 @@ def _load_joblib_kmeans(path: Path) -> Any:
     except Exception as e:  # any decoding failure of an untrusted file is a bad-input error
         reason = " ".join(f"{type(e).__name__}: {e}".split())
         raise UserError(
-            f"{path}: not a joblib/pickle k-means file ({reason}); give a scikit-learn k-means dump or a .npy [K, D] array"
+            f"{path}: not a joblib/pickle k-means file ({reason}); "
+            "give a scikit-learn k-means dump or a .npy [K, D] array"
         )
 
 

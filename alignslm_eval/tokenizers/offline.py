@@ -140,7 +140,8 @@ class OfflineTokenizer(SpeechTokenizer):
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, centroids=self.quantizer.centroids, config=np.array(json.dumps(self.config, sort_keys=True)))
+                config = np.array(json.dumps(self.config, sort_keys=True))
+                np.savez(f, centroids=self.quantizer.centroids, config=config)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -151,14 +152,18 @@ class OfflineTokenizer(SpeechTokenizer):
         """Read a file written by `save`."""
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"{path}: offline tokenizer file not found; create one with OfflineTokenizer.fit(...).save()")
+            raise UserError(
+                f"{path}: offline tokenizer file not found; create one with OfflineTokenizer.fit(...).save()"
+            )
         try:
             with np.load(path, allow_pickle=False) as npz:
                 centroids = npz["centroids"]
                 config = json.loads(str(npz["config"]))
         except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             reason = " ".join(f"{type(e).__name__}: {e}".split())
-            raise UserError(f"{path}: not an offline tokenizer .npz ({reason}); re-create it with OfflineTokenizer.save")
+            raise UserError(
+                f"{path}: not an offline tokenizer .npz ({reason}); re-create it with OfflineTokenizer.save"
+            )
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
             raise UserError(f"{path}: not an offline tokenizer file (no format={_FORMAT!r}); re-create it")
         if config.get("version") != _VERSION:

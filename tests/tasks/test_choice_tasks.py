@@ -119,7 +119,10 @@ def test_storycloze_manifest_csv_takes_precedence_over_names(tmp_path):
     build_named_storycloze(root)
     write_wav(root / "audio" / "good.wav")
     write_wav(root / "audio" / "bad.flac")
-    write_manifest(root / "manifest.csv", "id,positive,negative\np1,audio/good.wav,audio/bad.flac\np2,1_def_correct.wav,0_abc_correct.wav\n")
+    write_manifest(
+        root / "manifest.csv",
+        "id,positive,negative\np1,audio/good.wav,audio/bad.flac\np2,1_def_correct.wav,0_abc_correct.wav\n",
+    )
     task = StoryCloze(spec("sstorycloze"))
     data = task.load(root)
     assert [(c.id, c.candidates) for c in data.choices] == [
@@ -128,7 +131,8 @@ def test_storycloze_manifest_csv_takes_precedence_over_names(tmp_path):
     ]
     assert data.items["audio/bad"].path == root / "audio" / "bad.flac"
     assert data.metadata_files == [root / "manifest.csv"]
-    result = aggregate(task, data, {"audio/good": -1.0, "audio/bad": -2.0, "1_def_correct": -9.0, "0_abc_correct": -1.0})
+    scores = {"audio/good": -1.0, "audio/bad": -2.0, "1_def_correct": -9.0, "0_abc_correct": -1.0}
+    result = aggregate(task, data, scores)
     assert result.metrics["accuracy"].value == pytest.approx(0.5)
 
 
@@ -169,7 +173,11 @@ def test_storycloze_manifest_errors(tmp_path):
 
 # part -> sample index -> candidate scores by k (k = 0 is the positive)
 SALMON_SCORES = {
-    "speaker_consistency": {0: {0: -1.0, 1: -2.0, 2: -3.0}, 1: {0: -2.0, 1: -1.0, 2: -3.0}, 2: {0: -1.0, 1: -1.0, 2: -5.0}},
+    "speaker_consistency": {
+        0: {0: -1.0, 1: -2.0, 2: -3.0},
+        1: {0: -2.0, 1: -1.0, 2: -3.0},
+        2: {0: -1.0, 1: -1.0, 2: -5.0},
+    },
     "gender_consistency": {0: {0: -1.0, 1: -2.0, 2: -2.0}, 1: {0: -1.0, 1: -3.0}, 12: {0: -1.0, 2: -4.0, 10: -0.5}},
 }
 # per part: speaker 1, 0, 0.5 -> 0.5; gender 1, 1, 0 -> 2/3

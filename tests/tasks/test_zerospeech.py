@@ -147,7 +147,8 @@ def test_registered_kinds():
 
 @pytest.mark.parametrize(
     "count, band",
-    [(0, "oov"), (1, "1-5"), (5, "1-5"), (6, "6-20"), (20, "6-20"), (21, "21-100"), (100, "21-100"), (101, ">100")],
+    # the official ZeroSpeech 2021 script's half-open intervals [1, 5), [5, 20), [20, 100), [100, inf)
+    [(0, "oov"), (1, "1-5"), (4, "1-5"), (5, "6-20"), (19, "6-20"), (20, "21-100"), (99, "21-100"), (100, ">100")],
 )
 def test_frequency_band_edges(count, band):
     assert frequency_band(count) == band
@@ -189,12 +190,12 @@ def test_lexical_metrics_by_hand(tmp_path):
     assert list(by_freq) == ["oov", "1-5", "6-20", "21-100", ">100"]
     assert {k: (m.value, m.n) for k, m in by_freq.items()} == {
         "oov": (0.75, 1),
-        "1-5": (pytest.approx(0.25), 2),  # ids 2 (count 3) and 3 (count 5)
-        "6-20": (pytest.approx(2 / 3), 1),
+        "1-5": (0.5, 1),  # id 2 (count 3)
+        "6-20": (pytest.approx(1 / 3), 2),  # ids 3 (count 5: official bands are half-open) and 4 (count 6)
         "21-100": (0.5, 1),
         ">100": (1.0, 1),
     }
-    assert by_freq["1-5"].stderr == pytest.approx(sem([0.5, 0.0]))
+    assert by_freq["6-20"].stderr == pytest.approx(sem([0.0, 2 / 3]))
     assert math.isnan(by_freq["oov"].stderr)
 
     by_len = result.breakdowns["by_length"]
@@ -264,7 +265,10 @@ def test_syntactic_metrics_by_hand(tmp_path):
     assert result.metrics["accuracy"].stderr == pytest.approx(sem(per_pair))
     assert result.metrics["accuracy"].n == 4
     by_type = result.breakdowns["by_type"]
-    assert {k: (m.value, m.n) for k, m in by_type.items()} == {"morphology": (pytest.approx(0.75), 3), "syntax": (0.0, 1)}
+    assert {k: (m.value, m.n) for k, m in by_type.items()} == {
+        "morphology": (pytest.approx(0.75), 3),
+        "syntax": (0.0, 1),
+    }
     assert by_type["morphology"].stderr == pytest.approx(sem([0.5, 1.0, 0.75]))
     assert {k: (m.value, m.n) for k, m in result.breakdowns["by_subtype"].items()} == {
         "morphology/adj_noun": (0.75, 2),
@@ -284,11 +288,17 @@ def test_syntactic_result_ignores_row_order_and_file_names(tmp_path):
 
 
 def _rewrite_gold(gold: Path, edit) -> None:
+    """Apply `edit(columns, rows) -> (columns, rows)` to a gold.csv (rows as dicts of strings)."""
     with gold.open(newline="") as f:
         reader = csv.DictReader(f)
         columns, rows = list(reader.fieldnames), list(reader)
     columns, rows = edit(columns, rows)
     write_csv(gold, columns, rows)
+
+
+def _drop_column(gold: Path, column: str) -> None:
+    _rewrite_gold(gold, lambda cols, rows: ([c for c in cols if c != column],
+                                            [{k: v for k, v in r.items() if k != column} for r in rows]))
 
 
 def test_missing_data_dir(tmp_path):
@@ -313,7 +323,7 @@ def test_missing_gold_csv(tmp_path):
 def test_missing_lexical_column_is_named(tmp_path, column):
     build_lexical(tmp_path / "lexical" / "dev")
     gold = tmp_path / "lexical" / "dev" / "gold.csv"
-    _rewrite_gold(gold, lambda cols, rows: ([c for c in cols if c != column], [{k: v for k, v in r.items() if k != column} for r in rows]))
+    _drop_column(gold, column)
     with pytest.raises(UserError, match=rf"gold.csv: missing column\(s\) {column} "):
         ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
 
@@ -321,7 +331,7 @@ def test_missing_lexical_column_is_named(tmp_path, column):
 def test_missing_syntactic_column_is_named(tmp_path):
     build_syntactic(tmp_path / "syntactic" / "dev")
     gold = tmp_path / "syntactic" / "dev" / "gold.csv"
-    _rewrite_gold(gold, lambda cols, rows: ([c for c in cols if c != "subtype"], [{k: v for k, v in r.items() if k != "subtype"} for r in rows]))
+    _drop_column(gold, "subtype")
     with pytest.raises(UserError, match=r"gold.csv: missing column\(s\) subtype "):
         ZeroSpeechSyntactic(spec("sblimp")).load(tmp_path / "syntactic")
 
@@ -346,22 +356,29 @@ def test_group_with_two_correct_rows_is_named(tmp_path):
         return cols, rows
 
     _rewrite_gold(gold, edit)
-    with pytest.raises(UserError, match=r"gold.csv: id '2' voice 'Bob' has 2 correct and 0 incorrect row\(s\) \(line\(s\) 8, 9\)"):
+    expected = r"gold.csv: id '2' voice 'Bob' has 2 correct and 0 incorrect row\(s\) \(line\(s\) 8, 9\)"
+    with pytest.raises(UserError, match=expected):
         ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
 
 
 def test_group_missing_its_incorrect_row_is_named(tmp_path):
     build_syntactic(tmp_path / "syntactic" / "dev")
     gold = tmp_path / "syntactic" / "dev" / "gold.csv"
-    _rewrite_gold(gold, lambda cols, rows: (cols, [r for r in rows if not (r["subtype"] == "plural" and r["voice"] == "Bob" and r["correct"] == "0")]))
-    with pytest.raises(UserError, match=r"type 'morphology' subtype 'plural' id '0' voice 'Bob' has 1 correct and 0 incorrect"):
+
+    def edit(cols, rows):
+        return cols, [r for r in rows if (r["subtype"], r["voice"], r["correct"]) != ("plural", "Bob", "0")]
+
+    _rewrite_gold(gold, edit)
+    expected = r"type 'morphology' subtype 'plural' id '0' voice 'Bob' has 1 correct and 0 incorrect"
+    with pytest.raises(UserError, match=expected):
         ZeroSpeechSyntactic(spec("sblimp")).load(tmp_path / "syntactic")
 
 
 def test_bad_correct_value_names_line(tmp_path):
     build_lexical(tmp_path / "lexical" / "dev")
     gold = tmp_path / "lexical" / "dev" / "gold.csv"
-    _rewrite_gold(gold, lambda cols, rows: (cols, [dict(r, correct="yes") if i == 2 else r for i, r in enumerate(rows)]))
+    _rewrite_gold(gold, lambda cols, rows: (cols, [dict(r, correct="yes") if i == 2 else r
+                                            for i, r in enumerate(rows)]))
     with pytest.raises(UserError, match=r"gold.csv: line 4: column 'correct' must be 0 or 1, not 'yes'"):
         ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
 
@@ -369,8 +386,10 @@ def test_bad_correct_value_names_line(tmp_path):
 def test_bad_word_frequency_names_line(tmp_path):
     build_lexical(tmp_path / "lexical" / "dev")
     gold = tmp_path / "lexical" / "dev" / "gold.csv"
-    _rewrite_gold(gold, lambda cols, rows: (cols, [dict(r, frequency="many") if i == 0 else r for i, r in enumerate(rows)]))
-    with pytest.raises(UserError, match=r"gold.csv: line 2: column 'frequency' must be a non-negative integer, not 'many'"):
+    _rewrite_gold(gold, lambda cols, rows: (cols, [dict(r, frequency="many") if i == 0 else r
+                                            for i, r in enumerate(rows)]))
+    expected = r"gold.csv: line 2: column 'frequency' must be a non-negative integer, not 'many'"
+    with pytest.raises(UserError, match=expected):
         ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
 
 
@@ -387,3 +406,11 @@ def test_bad_split_and_unknown_setting(tmp_path):
         ZeroSpeechLexical(spec("swuggy", split="train"))
     with pytest.raises(UserError, match=r"sblimp.yaml: unknown setting\(s\) \['splt'\]"):
         ZeroSpeechSyntactic(spec("sblimp", splt="test"))
+
+
+def test_gold_with_byte_order_mark_loads(tmp_path):
+    scores = build_lexical(tmp_path / "lexical" / "dev")
+    gold = tmp_path / "lexical" / "dev" / "gold.csv"
+    gold.write_bytes(b"\xef\xbb\xbf" + gold.read_bytes())
+    data = ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
+    assert set(data.items) == set(scores)

@@ -145,3 +145,20 @@ def test_quantize_matches_brute_force() -> None:
     assert quantizer.quantize(np.zeros((0, 16), np.float32)).shape == (0,)
     with pytest.raises(ValueError):
         quantizer.quantize(features[:, :8])
+
+
+def test_build_on_an_allowed_class_is_refused(tmp_path: Path) -> None:
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    # GLOBAL NumpyArrayWrapper; state (None, {"read": 1}); BUILD: would setattr on the class itself
+    path = tmp_path / "patch.pkl"
+    path.write_bytes(b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\nN}X\x04\x00\x00\x00readK\x01s\x86b.")
+    with pytest.raises(UserError, match="refusing to modify class"):
+        load_centroids(path)
+    assert callable(NumpyArrayWrapper.read)
+    for cls in ("sklearn.cluster._kmeans\nKMeans", "numpy.random._pickle\n__randomstate_ctor"):
+        path.write_bytes(b"\x80\x02c" + cls.encode() + b"\nN}X\x01\x00\x00\x00xK\x01s\x86b.")
+        with pytest.raises(UserError):
+            load_centroids(path)
+    joblib.dump(np.ones((2, 3), np.float32), tmp_path / "ok.bin")
+    np.testing.assert_array_equal(load_centroids(tmp_path / "ok.bin"), np.ones((2, 3)))
