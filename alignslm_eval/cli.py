@@ -13,6 +13,7 @@ import yaml
 from alignslm_eval.errors import UserError
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
+DEMO_NAME = "demo"  # `--model demo`: the embedded tiny model and benchmark, built offline on first use
 
 
 def _key_values(text: str, flag: str) -> dict[str, str]:
@@ -52,7 +53,8 @@ def run_parser() -> argparse.ArgumentParser:
         description="Score a textless speech LM on spoken benchmarks. Other commands: `alignslm-eval ls`, "
         "`alignslm-eval zerospeech-score`.",
     )
-    p.add_argument("--model", required=True, help="hub id or local checkpoint dir")
+    p.add_argument("--model", required=True,
+                   help="hub id, local checkpoint dir, or 'demo' (tiny model + benchmark built offline on first use)")
     p.add_argument("--model-backend", default="hf", help="registered model back-end (see `alignslm-eval ls`)")
     p.add_argument("--revision", help="hub revision (branch, tag or commit)")
     p.add_argument("--unit-convention", choices=["twist", "slam"], help="override how units map to token ids")
@@ -121,13 +123,23 @@ def cmd_run(argv: Sequence[str]) -> int:
     from alignslm_eval.evaluator import EvalSettings, evaluate, prepare_tasks
     from alignslm_eval.results import markdown_summary
 
-    specs = load_specs([t.strip() for t in args.tasks.split(",") if t.strip()], tuple(args.include_path),
-                       _task_overrides(args.set))
+    overrides = _task_overrides(args.set)
+    model, data_root, cache_dir = args.model, args.data_root, args.cache_dir or default_cache_dir()
+    if args.model == DEMO_NAME:
+        from alignslm_eval.demo import ensure_demo
+
+        demo = ensure_demo(cache_dir)
+        model = str(demo.model_dir)
+        if data_root is None:
+            data_root = demo.data_root
+            # The demo builds the SALMon parts a TTS can make; the override is recorded in the results.
+            overrides.setdefault("salmon", {}).setdefault("parts", list(demo.salmon_parts))
+    specs = load_specs([t.strip() for t in args.tasks.split(",") if t.strip()], tuple(args.include_path), overrides)
     settings = EvalSettings(
         output_dir=args.output_path / model_name(args.model),
-        data_root=args.data_root,
+        data_root=data_root,
         task_data=_task_data(args.task_data),
-        cache_dir=args.cache_dir or default_cache_dir(),
+        cache_dir=cache_dir,
         batch_size=args.batch_size,
         limit=args.limit,
         seed=args.seed,
@@ -136,7 +148,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     )
     tasks = prepare_tasks(specs, settings)
     lm = MODELS.get(args.model_backend).from_args(
-        args.model, device=args.device, dtype=args.dtype, revision=args.revision,
+        model, device=args.device, dtype=args.dtype, revision=args.revision,
         unit_convention=args.unit_convention, unit_offset=args.unit_offset, n_units=args.n_units,
     )
     tokenizer = _tokenizer(args, lm.describe().get("local_dir"))

@@ -231,6 +231,10 @@ def evaluate(
         "tasks": task_results,
     }
     path = settings.output_dir / f"results_{results['created']}.json"
+    suffix = 1
+    while path.exists():  # two runs in the same second keep both files
+        suffix += 1
+        path = settings.output_dir / f"results_{results['created']}_{suffix}.json"
     write_json(path, results)
     path.with_suffix(".md").write_text(markdown_summary(results), encoding="utf-8")
     return results, path

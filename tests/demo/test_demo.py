@@ -1,0 +1,51 @@
+"""`alignslm-eval --model demo --tasks all`: built offline on first use, reused from the cache afterwards."""
+
+import json
+
+import pytest
+
+from alignslm_eval.cli import main
+from alignslm_eval.demo import DEMO_VERSION, ensure_demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    code = main(["--model", "demo", "--tasks", "all", "--cache-dir", str(root / "cache"),
+                 "--output-path", str(root / "runs")])
+    return code, root
+
+
+def test_demo_runs_every_task(demo_run):
+    code, root = demo_run
+    assert code == 0
+    results = json.loads(next((root / "runs" / "demo").glob("results_*.json")).read_text())
+    assert set(results["tasks"]) == {"swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon"}
+    salmon = results["tasks"]["salmon"]
+    assert salmon["protocol"]["settings"]["parts"] == [
+        "speaker_consistency", "gender_consistency", "rir_consistency", "bg_all_consistency"]
+    for entry in results["tasks"].values():
+        headline = entry["result"]["metrics"][entry["result"]["headline"]]
+        assert 0.0 <= headline["value"] <= 1.0 and headline["n"] > 0
+    assert results["model"]["vocab"]["convention"] == "slam"
+    assert results["tokenizer"]["kind"] == "offline"
+
+
+def test_demo_model_learnt_from_its_speech(demo_run):
+    _, root = demo_run
+    record = json.loads((root / "cache" / "demo" / f"v{DEMO_VERSION}" / "model" / "training.json").read_text())
+    assert record["loss_last_50_steps"] < record["loss_first_50_steps"] / 2
+
+
+def test_second_use_reuses_the_cache(demo_run, monkeypatch):
+    _, root = demo_run
+    import alignslm_eval.demo as demo_module
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the demo was rebuilt")
+
+    monkeypatch.setattr(demo_module, "_train_model", no_rebuild)
+    monkeypatch.setattr(demo_module, "_build_benchmark", no_rebuild)
+    monkeypatch.setattr(demo_module, "_speak_training_sentences", no_rebuild)
+    demo = ensure_demo(root / "cache")
+    assert (demo.model_dir / "config.json").is_file() and (demo.data_root / "lexical" / "dev" / "gold.csv").is_file()
