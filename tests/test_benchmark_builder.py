@@ -334,3 +334,24 @@ def test_existing_output_needs_overwrite(tmp_path, shared_data):
     build_sblimp([source], tmp_path, ["en-us"], n_per_phenomenon=1, overwrite=True, progress=False)
     _, rows = read_csv(folder / "gold.csv")
     assert {p.stem for p in folder.glob("*.wav")} == {r["filename"] for r in rows} and len(rows) == 2
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+def test_built_sets_evaluate_end_to_end(sblimp, storycloze, tmp_path, shared_data, capsys):
+    """The built sBLIMP, sSC and tSC sets go through `alignslm-eval` on a tiny TWIST-style checkpoint."""
+    from alignslm_eval.cli import main
+    from tests.benchmark_fixtures import make_model_dir
+
+    model = make_model_dir(shared_data, tmp_path / "model")
+    args = ["--model", str(model), "--tasks", "sblimp,sstorycloze,tstorycloze",
+            "--task-data", f"sblimp={sblimp[1][0] / 'syntactic'}", "--task-data", f"sstorycloze={storycloze[1][0] / 'sSC'}",
+            "--task-data", f"tstorycloze={storycloze[1][0] / 'tSC'}", "--output-path", str(tmp_path / "runs")]
+    assert main(args) == 0, capsys.readouterr().err
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    assert results["tasks"]["sblimp"]["dataset"]["n_choices"] == 2 * 20 * len(VOICES)
+    assert results["tasks"]["sstorycloze"]["dataset"]["n_choices"] == 20
+    assert results["tasks"]["tstorycloze"]["dataset"]["n_choices"] == 20
+    by_type = results["tasks"]["sblimp"]["result"]["breakdowns"]["by_type"]
+    assert len(by_type) == 2 and all(m["n"] == 20 for m in by_type.values())

@@ -108,3 +108,30 @@ def test_stored_vocabulary_file_wins(tmp_path):
     path = save_twist_llama(tmp_path / "m")
     UnitVocabulary("twist", 100, 4, 0, 2, 1).save(path)
     assert HFUnitLM.from_args(str(path)).vocab.n_units == 100
+
+
+def test_hub_id_resolves_from_the_local_hub_cache(tmp_path, monkeypatch):
+    """A hub id works offline when the checkpoint is in the Hugging Face cache (the layout the hub client writes)."""
+    import huggingface_hub.constants as hub_constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--slprl--tiny-twist"
+    save_twist_llama(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    lm = HFUnitLM.from_args("slprl/tiny-twist")
+    described = lm.describe()
+    assert described["hub_id"] == "slprl/tiny-twist" and described["resolved_commit"] == commit
+    assert lm.vocab.offset == TWIST_OFFSET
+
+
+def test_bfloat16_scores_close_to_float32(checkpoints):
+    seqs = random_sequences(6)
+    fp32 = HFUnitLM.from_args(str(checkpoints["slam_qwen2"])).loglikelihood(seqs, LikelihoodProtocol())
+    bf16_lm = HFUnitLM.from_args(str(checkpoints["slam_qwen2"]), dtype="bfloat16")
+    assert bf16_lm.describe()["dtype"] == "bfloat16"
+    bf16 = bf16_lm.loglikelihood(seqs, LikelihoodProtocol())
+    for a, b in zip(fp32, bf16):
+        assert a.n_tokens == b.n_tokens and b.sum == pytest.approx(a.sum, rel=0.05)
