@@ -71,7 +71,14 @@ TASK_KINDS: Registry = Registry(
 )
 SCORERS: Registry = Registry("scorer", "alignslm.scorers", ("alignslm_eval.scoring.choice",))
 
+VOCODERS: Registry = Registry(
+    "vocoder", "alignslm.vocoders", ("alignslm_eval.vocoders.code_hifigan", "alignslm_eval.vocoders.griffin_lim")
+)
+ASRS: Registry = Registry("speech recogniser", "alignslm.asr", ("alignslm_eval.asr.whisper", "alignslm_eval.asr.sphinx"))
+
 register_model = MODELS.register
 register_tokenizer = TOKENIZERS.register
 register_task_kind = TASK_KINDS.register
 register_scorer = SCORERS.register
+register_vocoder = VOCODERS.register
+register_asr = ASRS.register

@@ -18,11 +18,13 @@ def test_register_get_and_unknown_name():
         reg.register("a")(object)
 
 
-def test_builtin_modules_load_lazily():
-    reg = Registry("scorer", "alignslm.test-scorers", ("alignslm_eval.scoring.choice",))
-    assert reg._items == {}
-    # The built-in module registers into the global SCORERS registry, not this one; loading must not fail.
-    assert reg.names() == []
+def test_builtin_components_are_registered():
+    from alignslm_eval.api.registry import MODELS, SCORERS, TASK_KINDS, TOKENIZERS
+
+    assert "hf" in MODELS.names()
+    assert {"hubert", "offline"} <= set(TOKENIZERS.names())
+    assert {"zerospeech_lexical", "zerospeech_syntactic", "storycloze", "salmon"} <= set(TASK_KINDS.names())
+    assert "likelihood_choice" in SCORERS.names()
 
 
 def test_entry_point_plugins_are_imported(monkeypatch):
