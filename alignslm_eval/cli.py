@@ -13,6 +13,7 @@ import yaml
 from alignslm_eval.errors import UserError
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
+VOCODER_FILE = "alignslm_vocoder.json"
 DEMO_NAME = "demo"  # `--model demo`: the embedded tiny model and benchmark, built offline on first use
 
 
@@ -76,7 +77,78 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="score only the first N choices of each task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-samples", action="store_true", help="write samples_<task>.jsonl with every item's scores")
+    add_pipeline_arguments(p)
     return p
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of the continuation pipeline (generation tasks and re-scoring)."""
+    g = p.add_argument_group("continuation pipeline (continuation, gpt4o_score, audio_quality)")
+    g.add_argument("--vocoder", help=f"NAME[:PATH] of a registered vocoder (default: the model dir's {VOCODER_FILE})")
+    g.add_argument("--vocoder-args", default="", help="key=value,... for the vocoder")
+    g.add_argument("--asr", default="pocketsphinx", help="NAME[:PATH] of a registered ASR, e.g. whisper:DIR "
+                   "(default: pocketsphinx, offline English)")
+    g.add_argument("--asr-args", default="", help="key=value,... for the ASR, e.g. language=en,batch_size=8")
+    g.add_argument("--text-lm", help="hub id or dir of the causal text LM for GenPPL (e.g. Llama-3.2-1B)")
+    g.add_argument("--judge-model", help="model name at the OpenAI-compatible judge endpoint, e.g. gpt-4o")
+    g.add_argument("--judge-base-url", help="judge endpoint base URL (default: the OpenAI API)")
+    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the judge API key (the key is never written anywhere)")
+    g.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at most")
+    g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds before a judge request is retried")
+    g.add_argument("--judge-prompt", type=Path, help="judge prompt template file with {prompt} and {continuation}")
+
+
+def _component_spec(value: str, args_text: str, flag: str) -> tuple[str, dict[str, str]]:
+    """`NAME[:PATH]` plus `key=value,...` -> (name, kwargs); a PATH becomes the `path` argument."""
+    name, _, path = value.partition(":")
+    kwargs = _key_values(args_text, f"{flag}-args")
+    if path:
+        kwargs.setdefault("path", path)
+    return name, kwargs
+
+
+def pipeline_components(args: argparse.Namespace, model_dir: Optional[str]):
+    """Lazy vocoder / ASR factories and scorer options from the CLI flags."""
+    from alignslm_eval.api.registry import ASRS, VOCODERS
+    from alignslm_eval.pipeline import PipelineComponents
+
+    def vocoder():
+        if args.vocoder:
+            name, kwargs = _component_spec(args.vocoder, args.vocoder_args, "--vocoder")
+        else:
+            name, kwargs = _spec_file(Path(model_dir) / VOCODER_FILE if model_dir else None, "--vocoder")
+        return VOCODERS.get(name).from_args(**kwargs)
+
+    def asr():
+        name, kwargs = _component_spec(args.asr, args.asr_args, "--asr")
+        return ASRS.get(name).from_args(**kwargs)
+
+    return PipelineComponents(vocoder, asr, scorer_options(args))
+
+
+def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {
+        "text_lm": args.text_lm, "judge_model": args.judge_model, "judge_base_url": args.judge_base_url,
+        "judge_api_key_env": args.judge_api_key_env, "judge_concurrency": args.judge_concurrency,
+        "judge_timeout_s": args.judge_timeout, "device": getattr(args, "device", "cpu"),
+    }
+    if args.judge_prompt:
+        options["judge_prompt"] = str(args.judge_prompt)
+    return options
+
+
+def _unrunnable(specs: list, options: dict[str, Any]) -> dict[str, str]:
+    """Tasks whose scorers lack a required option (a judge endpoint, a text LM), with the reason."""
+    from alignslm_eval.api.registry import SCORERS
+
+    reasons = {}
+    for spec in specs:
+        for name in spec.settings.get("scorers", []) if isinstance(spec.settings.get("scorers"), list) else []:
+            missing = [o for o in getattr(SCORERS.get(name), "required_options", ()) if not options.get(o)]
+            if missing:
+                reasons[spec.name] = f"scorer {name} needs " + ", ".join(f"--{o.replace('_', '-')}" for o in missing)
+    return reasons
 
 
 def model_name(model: str) -> str:
@@ -85,28 +157,31 @@ def model_name(model: str) -> str:
     return name or "model"
 
 
+def _spec_file(path: Optional[Path], flag: str) -> tuple[str, dict[str, str]]:
+    """A component named in a model dir file: {"name": ..., "args": {...}}; relative paths resolve against the dir
+    so the model dir can move."""
+    if path is None or not path.is_file():
+        raise UserError(f"pass {flag} NAME (see `alignslm-eval ls`), or put {path.name if path else 'a spec file'} "
+                        "in the model dir")
+    try:
+        spec = json.loads(path.read_text())
+        name, kwargs = spec["name"], dict(spec.get("args", {}))
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: expected {{\"name\": ..., \"args\": {{...}}}} ({e})")
+    for key in ("path", "kmeans", "checkpoint", "config", "tokenizer"):
+        if key in kwargs and not Path(kwargs[key]).is_absolute():
+            kwargs[key] = str(path.parent / kwargs[key])
+    return name, kwargs
+
+
 def _tokenizer(args: argparse.Namespace, model_dir: Optional[str]):
     from alignslm_eval.api.registry import TOKENIZERS
 
     if args.tokenizer:
         return TOKENIZERS.get(args.tokenizer).from_args(**_key_values(args.tokenizer_args, "--tokenizer-args"))
-    spec_file = Path(model_dir) / TOKENIZER_FILE if model_dir else None
-    if spec_file is None or not spec_file.is_file():
-        raise UserError(
-            f"no speech tokenizer: pass --tokenizer NAME --tokenizer-args ... (see `alignslm-eval ls`), or put "
-            f"{TOKENIZER_FILE} in the model dir"
-        )
-    try:
-        spec = json.loads(spec_file.read_text())
-        name, targs = spec["name"], dict(spec.get("args", {}))
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{spec_file}: expected {{\"name\": ..., \"args\": {{...}}}} ({e})")
-    # Paths in the file are relative to the model dir, so the dir can move.
-    for key in ("path", "kmeans"):
-        if key in targs and not Path(targs[key]).is_absolute():
-            targs[key] = str(Path(model_dir) / targs[key])
-    targs.update(_key_values(args.tokenizer_args, "--tokenizer-args"))
-    return TOKENIZERS.get(name).from_args(**targs)
+    name, kwargs = _spec_file(Path(model_dir) / TOKENIZER_FILE if model_dir else None, "--tokenizer")
+    kwargs.update(_key_values(args.tokenizer_args, "--tokenizer-args"))
+    return TOKENIZERS.get(name).from_args(**kwargs)
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -134,7 +209,14 @@ def cmd_run(argv: Sequence[str]) -> int:
             data_root = demo.data_root
             # The demo builds the SALMon parts a TTS can make; the override is recorded in the results.
             overrides.setdefault("salmon", {}).setdefault("parts", list(demo.salmon_parts))
-    specs = load_specs([t.strip() for t in args.tasks.split(",") if t.strip()], tuple(args.include_path), overrides)
+        args.text_lm = args.text_lm or str(demo.text_lm_dir)
+    requested = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    specs = load_specs(requested, tuple(args.include_path), overrides)
+    skipped = _unrunnable(specs, scorer_options(args)) if requested == ["all"] else {}
+    for name, reason in skipped.items():
+        # Only `--tasks all` skips, and says so here and in the results file; a named task fails instead.
+        print(f"alignslm-eval: skipping {name}: {reason}", file=sys.stderr)
+    specs = [s for s in specs if s.name not in skipped]
     settings = EvalSettings(
         output_dir=args.output_path / model_name(args.model),
         data_root=data_root,
@@ -145,6 +227,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         seed=args.seed,
         log_samples=args.log_samples,
         command=["alignslm-eval", *argv],
+        skipped=skipped,
     )
     tasks = prepare_tasks(specs, settings)
     lm = MODELS.get(args.model_backend).from_args(
@@ -152,6 +235,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         unit_convention=args.unit_convention, unit_offset=args.unit_offset, n_units=args.n_units,
     )
     tokenizer = _tokenizer(args, lm.describe().get("local_dir"))
+    settings.components = pipeline_components(args, lm.describe().get("local_dir"))
     results, path = evaluate(tasks, lm, tokenizer, settings)
     print(markdown_summary(results))
     print(f"results: {path}")
@@ -195,7 +279,44 @@ def cmd_zerospeech_score(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score}
+def cmd_score(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="alignslm-eval score",
+        description="Re-score a saved continuation run with other scorers, without sampling again. Vocoded audio "
+        "and transcripts already in the run are reused; missing ones are made with --vocoder / --asr.",
+    )
+    p.add_argument("run_dir", type=Path, help="a continuation run dir (the run_dir recorded in a results file)")
+    p.add_argument("--scorers", required=True, help="comma-separated registered scorers, e.g. genppl,auto_bleu")
+    p.add_argument("--output", type=Path, help="results JSON (default: RUN_DIR/rescored_<timestamp>.json)")
+    p.add_argument("--device", default="cpu")
+    add_pipeline_arguments(p)
+    args = p.parse_args(argv)
+    from alignslm_eval.api.registry import SCORERS
+    from alignslm_eval.continuation import ContinuationRun
+    from alignslm_eval.pipeline import score_continuations
+    from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
+    from alignslm_tasks.continuation import aggregate_scores
+
+    run = ContinuationRun(args.run_dir)
+    names = [n.strip() for n in args.scorers.split(",") if n.strip()]
+    scorers = [SCORERS.get(n) for n in names]
+    if not all(isinstance(s, type) and hasattr(s, "from_options") for s in scorers):
+        raise UserError(f"--scorers {args.scorers}: only continuation scorers can re-score a run")
+    components = pipeline_components(args, run.identity["model"].get("local_dir"))
+    scorers = [s.from_options(components.scorer_options) for s in scorers]
+    scores, pipeline = score_continuations(run, run.items(), run.prompts(), scorers, components)
+    created = timestamp()
+    doc = {"schema_version": SCHEMA_VERSION, "created": created, "command": ["alignslm-eval", "score", *argv],
+           "environment": environment(), "model": run.identity["model"],
+           "tasks": {"rescore": {"pipeline": pipeline, "result": aggregate_scores(scores).to_json()}}}
+    output = args.output or run.root / f"rescored_{created}.json"
+    write_json(output, doc)
+    print(markdown_summary(doc))
+    print(f"results: {output}")
+    return 0
+
+
+COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd_score}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

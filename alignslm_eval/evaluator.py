@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 from alignslm_eval.api.model import LogLikelihood, UnitLM
 from alignslm_eval.api.registry import SCORERS, TASK_KINDS
-from alignslm_eval.api.task import AudioItem, Task, TaskData, TaskSpec
+from alignslm_eval.api.task import AudioItem, GenerationTask, Task, TaskData, TaskSpec
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.cache import UnitCache
 from alignslm_eval.errors import UserError
+from alignslm_eval.pipeline import PipelineComponents, evaluate_generation_task
 from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
 from alignslm_eval.units import Units, from_frames
 
@@ -41,6 +42,9 @@ class EvalSettings:
     seed: int = 0
     log_samples: bool = False
     command: list[str] = field(default_factory=list)
+    components: PipelineComponents = field(default_factory=PipelineComponents)
+    #: tasks left out of `--tasks all`, with the reason (recorded in the results)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def task_data_dir(spec: TaskSpec, settings: EvalSettings) -> Path:
@@ -107,8 +111,8 @@ def _read_item_log(path: Path) -> dict[str, LogLikelihood]:
 @dataclass
 class PreparedTask:
     spec: TaskSpec
-    task: Task
-    data: TaskData
+    task: Any  # Task (likelihood) or GenerationTask
+    data: Any  # TaskData, or the list of prompts of a generation task
     data_dir: Path
 
 
@@ -116,11 +120,14 @@ def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[Prepare
     """Load and validate every task's data before any model is loaded, so bad data fails in seconds."""
     prepared = []
     for spec in specs:
-        task: Task = TASK_KINDS.get(spec.kind)(spec)
+        task = TASK_KINDS.get(spec.kind)(spec)
         data_dir = task_data_dir(spec, settings)
-        data = task.load(data_dir).limited(settings.limit)
-        if not data.choices:
-            raise UserError(f"task {spec.name}: no items found under {data_dir}")
+        if isinstance(task, GenerationTask):
+            data = task.load_prompts(data_dir)[: settings.limit]
+        else:
+            data = task.load(data_dir).limited(settings.limit)
+            if not data.choices:
+                raise UserError(f"task {spec.name}: no items found under {data_dir}")
         prepared.append(PreparedTask(spec, task, data, data_dir))
     return prepared
 
@@ -215,7 +222,14 @@ def evaluate(
         pass
     cache = UnitCache(settings.cache_dir, tokenizer.fingerprint())
     try:
-        task_results = {t.spec.name: evaluate_task(t, lm, tokenizer, cache, settings) for t in tasks}
+        task_results = {}
+        for t in tasks:
+            if isinstance(t.task, GenerationTask):
+                task_results[t.spec.name] = evaluate_generation_task(
+                    t.spec.name, t.task, t.data, t.data_dir, lm, tokenizer, settings.components,
+                    settings.output_dir, settings.seed, settings.log_samples)
+            else:
+                task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
     finally:
         cache.close()
     results = {
@@ -229,6 +243,7 @@ def evaluate(
         "model": lm.describe(),
         "tokenizer": {"fingerprint": tokenizer.fingerprint(), **tokenizer.describe()},
         "tasks": task_results,
+        "skipped_tasks": settings.skipped,
     }
     path = settings.output_dir / f"results_{results['created']}.json"
     suffix = 1

@@ -81,25 +81,31 @@ def _json_default(obj: Any) -> Any:
 def _fmt(value: float, as_percent: bool) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value * 100:.2f}" if as_percent else f"{value:.4g}"
+    return f"{value * 100:.2f}%" if as_percent else f"{value:.4g}"
 
 
 def markdown_summary(results: dict[str, Any]) -> str:
-    """A table of each task's metrics and breakdowns, value ± stderr, headline first. Accuracies in percent."""
+    """A table of each task's metrics and breakdowns, value ± stderr, headline first. Likelihood-task accuracies
+    are shown in percent; continuation metrics (GenPPL, judge scores...) as they are."""
     lines = [
-        "| task | metric | value (%) | ± stderr | n |",
+        "| task | metric | value | ± stderr | n |",
         "|---|---|---:|---:|---:|",
     ]
     for task, entry in results["tasks"].items():
         result = entry["result"]
+        percent = "pipeline" not in entry  # continuation tasks record their pipeline; their metrics are not shares
         names = [result["headline"]] + [m for m in result["metrics"] if m != result["headline"]]
         for name in names:
             m = result["metrics"][name]
             label = f"**{name}**" if name == result["headline"] else name
-            lines.append(f"| {task} | {label} | {_fmt(m['value'], True)} | {_fmt(m['stderr'], True)} | {m['n']} |")
+            lines.append(
+                f"| {task} | {label} | {_fmt(m['value'], percent)} | {_fmt(m['stderr'], percent)} | {m['n']} |"
+            )
         for breakdown, groups in result.get("breakdowns", {}).items():
+            share = percent or breakdown == "scored_fraction"
             for group, m in groups.items():
                 lines.append(
-                    f"| {task} | {breakdown}: {group} | {_fmt(m['value'], True)} | {_fmt(m['stderr'], True)} | {m['n']} |"
+                    f"| {task} | {breakdown}: {group} | {_fmt(m['value'], share)} | {_fmt(m['stderr'], share)} "
+                    f"| {m['n']} |"
                 )
     return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ import soundfile as sf
 
 from alignslm_eval.audio import load_audio
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
-from tests.tiny_models import save_twist_llama
+from alignslm_eval.vocab import UnitVocabulary
+from tests.tiny_models import TWIST_OFFSET, save_twist_llama
 
 SPEECH = "librispeech_dev-clean_2412-153948-0000.flac"
 
@@ -65,9 +66,22 @@ def make_benchmark(shared_data: Path, root: Path) -> Path:
 
 
 def make_model_dir(shared_data: Path, path: Path, n_units: int = 16) -> Path:
-    """A tiny TWIST-style checkpoint with an offline tokenizer saved beside it and named in alignslm_tokenizer.json."""
+    """A tiny TWIST-style checkpoint with an offline tokenizer saved beside it and named in alignslm_tokenizer.json,
+    and the Griffin-Lim vocoder of that tokenizer named in alignslm_vocoder.json."""
     save_twist_llama(path)
+    # The model's unit inventory is the tokenizer's, so what it generates can be vocoded.
+    UnitVocabulary.twist(n_units, TWIST_OFFSET, bos_id=0, eos_id=2, pad_id=1).save(path)
     tokenizer = OfflineTokenizer.fit([shared_data / "audio" / SPEECH], n_units=n_units, seed=0)
     tokenizer.save(path / "tokenizer.npz")
     (path / "alignslm_tokenizer.json").write_text(json.dumps({"name": "offline", "args": {"path": "tokenizer.npz"}}))
+    (path / "alignslm_vocoder.json").write_text(
+        json.dumps({"name": "griffin_lim", "args": {"tokenizer": "tokenizer.npz", "n_iter": "8"}}))
     return path
+
+
+def make_prompts(shared_data: Path, folder: Path, count: int = 3) -> Path:
+    """Continuation prompts: 4 s cuts of real speech (the pipeline keeps the first 3 s)."""
+    folder.mkdir(parents=True)
+    for i, seg in enumerate(_segments(shared_data, 4.0, count)):
+        sf.write(folder / f"p{i}.wav", seg, 16000)
+    return folder

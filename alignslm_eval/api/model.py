@@ -20,6 +20,20 @@ class LikelihoodProtocol:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """How continuations are sampled. Defaults are TWIST/slamkit's: temperature 0.8, top-k 25, 150 new tokens
+    (Maimon et al. 2025, "Slamming", continuation evaluation)."""
+
+    n: int = 1
+    temperature: float = 0.8
+    top_k: Optional[int] = 25
+    top_p: Optional[float] = None
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 150
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class LogLikelihood:
     """Log-probability of one sequence: the sum over its scored tokens and their count."""
 
@@ -60,6 +74,12 @@ class UnitLM(ABC):
         """Score unit sequences (unit ids, not token ids). Results are in input order and independent of
         `batch_size` and padding. `on_batch(indices, results)` is called as each batch finishes, so callers can
         save progress. `names` (e.g. audio paths) label sequences in error messages."""
+
+    @abstractmethod
+    def generate(self, prompt: np.ndarray, config: SamplingConfig, seed: int) -> list[np.ndarray]:
+        """`config.n` sampled continuations (unit ids, without the prompt, cut at EOS) of one prompt, generated
+        together as one batch with the KV cache. `seed` fixes the random stream of this prompt alone, so a prompt's
+        continuations do not depend on which other prompts are sampled or in what order."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -67,9 +67,21 @@ TOKENIZERS: Registry = Registry(
     ("alignslm_eval.tokenizers.hubert", "alignslm_eval.tokenizers.offline"),
 )
 TASK_KINDS: Registry = Registry(
-    "task kind", "alignslm.task_kinds", ("alignslm_tasks.zerospeech", "alignslm_tasks.choice")
+    "task kind",
+    "alignslm.task_kinds",
+    ("alignslm_tasks.zerospeech", "alignslm_tasks.choice", "alignslm_tasks.continuation"),
 )
-SCORERS: Registry = Registry("scorer", "alignslm.scorers", ("alignslm_eval.scoring.choice",))
+SCORERS: Registry = Registry(
+    "scorer",
+    "alignslm.scorers",
+    (
+        "alignslm_eval.scoring.choice",
+        "alignslm_eval.scoring.auto_bleu",
+        "alignslm_eval.scoring.genppl",
+        "alignslm_eval.scoring.signal_quality",
+        "alignslm_eval.scoring.judge",
+    ),
+)
 
 VOCODERS: Registry = Registry(
     "vocoder", "alignslm.vocoders", ("alignslm_eval.vocoders.code_hifigan", "alignslm_eval.vocoders.griffin_lim")

@@ -220,3 +220,26 @@ def load_specs(
             raise UserError(f"{files[name]}: field task is {spec.name!r} but the file is named {name}.yaml")
         specs.append(spec)
     return specs
+
+
+class GenerationTask(ABC):
+    """A task kind that samples continuations of spoken prompts and scores them with continuation scorers.
+
+    Its spec's settings name the scorers (`scorers: [genppl, auto_bleu]`) and the prompt set options; the
+    evaluator runs the shared pipeline (alignslm_eval.continuation) and hands back each scorer's scores."""
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+
+    @property
+    @abstractmethod
+    def scorers(self) -> list[str]:
+        """Registered scorer names, the first one giving the headline metric."""
+
+    @abstractmethod
+    def load_prompts(self, data_dir: Path) -> list[Any]:
+        """The prompts (alignslm_eval.continuation.Prompt) under `data_dir`, validated."""
+
+    @abstractmethod
+    def aggregate(self, scores: dict[str, list[Any]]) -> TaskResult:
+        """Metrics from each scorer's scores (metric name -> list of alignslm_eval.api.scorer.Score)."""

@@ -3,9 +3,11 @@
 Everything comes from text written for the package (`corpus.yaml`), spoken with espeak-ng:
 1. the training sentences are spoken by several voices;
 2. an offline tokenizer (log-mel + k-means) is fitted on that speech;
-3. a small Llama over Slam-convention unit tokens is trained briefly on the units;
+3. a small Llama over Slam-convention unit tokens is trained briefly on the units, and a word-level text LM on the
+   corpus text (for GenPPL); the Griffin-Lim vocoder inverts the tokenizer's units;
 4. the benchmark builder turns the corpus's word pairs, grammar pairs and stories into sWUGGY, sBLIMP, sSC and
-   tSC sets, and the SALMon-style builder makes four acoustic-consistency parts.
+   tSC sets, the SALMon-style builder makes four acoustic-consistency parts, and the story openings become the
+   continuation prompts.
 Each step writes into the cache and is skipped when already done, so an interrupted build resumes. The scores are
 real measurements of this tiny model: expect values near chance, not published numbers.
 """
@@ -25,7 +27,7 @@ import yaml
 from tqdm.auto import tqdm
 
 DEMO_NAME = "demo"
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 N_UNITS = 64
 TRAIN_VOICES = ("en-us", "en-us+f3", "en-us+m3", "en-us+f1:r150")
 BENCHMARK_VOICES = ("en-us", "en-us+f3")
@@ -38,6 +40,7 @@ class Demo:
     root: Path
     model_dir: Path
     data_root: Path
+    text_lm_dir: Path
     salmon_parts: tuple[str, ...]
 
     def describe(self) -> dict[str, Any]:
@@ -47,7 +50,7 @@ class Demo:
 def _demo(root: Path) -> Demo:
     from alignslm_eval.salmon_builder import PARTS
 
-    return Demo(root, root / "model", root / "benchmark", PARTS)
+    return Demo(root, root / "model", root / "benchmark", root / "text_lm", PARTS)
 
 
 def ensure_demo(cache_dir: Path) -> Demo:
@@ -62,6 +65,8 @@ def ensure_demo(cache_dir: Path) -> Demo:
     speech = _speak_training_sentences(corpus["training_sentences"], demo.root / "train_speech")
     if not (demo.model_dir / "config.json").is_file():
         _train_model(speech, demo.model_dir)
+    if not (demo.text_lm_dir / "config.json").is_file():
+        _train_text_lm(corpus, demo.text_lm_dir)
     if not demo.data_root.is_dir():
         _build_benchmark(corpus, demo.data_root)
     record = {**demo.describe(), "seed": SEED, "n_units": N_UNITS, "train_voices": TRAIN_VOICES,
@@ -108,7 +113,19 @@ def _train_model(speech: list[Path], model_dir: Path) -> None:
     train_unit_lm(sequences, N_UNITS, partial, seed=SEED)
     (partial / "alignslm_tokenizer.json").write_text(
         json.dumps({"name": "offline", "args": {"path": "tokenizer.npz"}}, indent=2) + "\n")
+    (partial / "alignslm_vocoder.json").write_text(
+        json.dumps({"name": "griffin_lim", "args": {"tokenizer": "tokenizer.npz"}}, indent=2) + "\n")
     partial.replace(model_dir)
+
+
+def _train_text_lm(corpus: dict[str, Any], out_dir: Path) -> None:
+    from alignslm_eval.demo.train_lm import train_text_lm
+
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    sentences = corpus["training_sentences"] + [x for s in corpus["stories"] for x in [*s["context"], s["right"]]]
+    train_text_lm(sentences, partial, seed=SEED)
+    partial.replace(out_dir)
 
 
 def _build_benchmark(corpus: dict[str, Any], data_root: Path) -> None:
@@ -145,4 +162,19 @@ def _build_benchmark(corpus: dict[str, Any], data_root: Path) -> None:
     build_swuggy(words, partial, list(BENCHMARK_VOICES), seed=SEED)
     build_storycloze(stories, partial, list(BENCHMARK_VOICES), seed=SEED)
     build_salmon([g["good"] for g in corpus["grammar"]], partial, seed=SEED)
+    _speak_prompts(corpus["stories"], partial / "prompts")
     partial.replace(data_root)
+
+
+def _speak_prompts(stories: list[dict[str, Any]], folder: Path) -> None:
+    """Continuation prompts: each story's first two sentences, one benchmark voice each (cut at 3 s when used)."""
+    import soundfile as sf
+
+    from alignslm_eval.benchmark_builder import SAMPLE_RATE, to_16k
+    from alignslm_eval.tts import default_tts
+
+    folder.mkdir(parents=True)
+    tts = default_tts()
+    for i, story in enumerate(stories):
+        wav, rate = tts.synthesize(" ".join(story["context"][:2]), BENCHMARK_VOICES[i % len(BENCHMARK_VOICES)])
+        sf.write(str(folder / f"story{i:02d}.wav"), to_16k(wav, rate), SAMPLE_RATE, subtype="PCM_16")

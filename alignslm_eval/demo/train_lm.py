@@ -1,4 +1,5 @@
-"""Train the demo's tiny unit LM: a small Llama over Slam-convention unit tokens, next-token loss, seeded."""
+"""Train the demo's tiny language models from scratch: a unit LM over Slam-convention unit tokens, and a word-level
+text LM that scores transcripts for GenPPL. Next-token loss, seeded, a minute or less on two CPU cores."""
 
 from __future__ import annotations
 
@@ -22,41 +23,33 @@ DEMO_LM_SHAPE: dict[str, Any] = {
     "num_key_value_heads": 4,
     "max_position_embeddings": 1024,
 }
+TEXT_SPECIALS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 
 
-def train_unit_lm(
-    sequences: list[np.ndarray],
-    n_units: int,
-    out_dir: Path,
-    steps: int = 600,
-    batch_size: int = 16,
-    learning_rate: float = 3e-3,
-    seed: int = 0,
+def train_causal_lm(
+    sequences: list[np.ndarray], vocab_size: int, special_ids: dict[str, int], out_dir: Path, steps: int,
+    batch_size: int = 16, learning_rate: float = 3e-3, seed: int = 0, desc: str = "training",
 ) -> dict[str, Any]:
-    """Train from scratch on unit sequences (each wrapped in `<S>` ... `<S>`), save with save_pretrained plus the
-    unit vocabulary file, and return the training record (also written to `training.json`)."""
+    """Train a small Llama on token-id sequences (already wrapped in BOS/EOS), save it, return the record."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    vocab = UnitVocabulary.slam(n_units)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = LlamaConfig(
-        vocab_size=n_units + vocab.offset, pad_token_id=vocab.pad_id, bos_token_id=vocab.bos_id,
-        eos_token_id=vocab.eos_id, tie_word_embeddings=True, **DEMO_LM_SHAPE,
-    )
+    config = LlamaConfig(vocab_size=vocab_size, tie_word_embeddings=True, **special_ids, **DEMO_LM_SHAPE)
     model = LlamaForCausalLM(config)
-    encoded = [torch.from_numpy(vocab.encode(s, add_bos=True, add_eos=True)) for s in sequences]
+    encoded = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in sequences]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
+    pad = special_ids["pad_token_id"]
     losses = []
     model.train()
-    for _ in tqdm(range(steps), desc="demo: training unit LM", unit="step"):
+    for _ in tqdm(range(steps), desc=desc, unit="step"):
         batch = [encoded[i] for i in rng.choice(len(encoded), size=min(batch_size, len(encoded)), replace=False)]
         longest = max(len(b) for b in batch)
-        ids = torch.full((len(batch), longest), vocab.pad_id, dtype=torch.long)
+        ids = torch.full((len(batch), longest), pad, dtype=torch.long)
         labels = torch.full((len(batch), longest), -100, dtype=torch.long)
         mask = torch.zeros((len(batch), longest), dtype=torch.long)
         for row, b in enumerate(batch):
@@ -73,12 +66,51 @@ def train_unit_lm(
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
-    vocab.save(out_dir)
     record = {
         "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "n_sequences": len(sequences), "n_units": n_units, "shape": DEMO_LM_SHAPE,
+        "n_sequences": len(sequences), "vocab_size": vocab_size, "shape": DEMO_LM_SHAPE,
         "loss_first_50_steps": float(np.mean(losses[:50])), "loss_last_50_steps": float(np.mean(losses[-50:])),
         "loss_curve_every_10_steps": [round(float(x), 4) for x in losses[::10]],
     }
     (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def train_unit_lm(sequences: list[np.ndarray], n_units: int, out_dir: Path, steps: int = 600,
+                  seed: int = 0) -> dict[str, Any]:
+    """The demo unit LM: units wrapped in `<S>` ... `<S>` (Slam convention), saved with its vocabulary file."""
+    vocab = UnitVocabulary.slam(n_units)
+    encoded = [vocab.encode(s, add_bos=True, add_eos=True) for s in sequences]
+    specials = {"pad_token_id": vocab.pad_id, "bos_token_id": vocab.bos_id, "eos_token_id": vocab.eos_id}
+    record = train_causal_lm(encoded, n_units + vocab.offset, specials, out_dir, steps, seed=seed,
+                             desc="demo: training unit LM")
+    vocab.save(out_dir)
+    return record
+
+
+def train_text_lm(sentences: list[str], out_dir: Path, steps: int = 300, seed: int = 0) -> dict[str, Any]:
+    """The demo text LM for GenPPL: a word-level tokenizer over the sentences (lower-cased, punctuation split
+    off; unseen words map to <unk>) and a small Llama, saved together so `--text-lm DIR` loads them."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = list(TEXT_SPECIALS.values())
+    words = sorted({w for s in sentences for w in _words(s)})
+    vocab = {tok: i for i, tok in enumerate(specials + words)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token=TEXT_SPECIALS["unk_token"]))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, **TEXT_SPECIALS)
+    encoded = [np.array([tokenizer.bos_token_id, *tokenizer(s, add_special_tokens=False)["input_ids"],
+                         tokenizer.eos_token_id]) for s in sentences]
+    ids = {f"{k.replace('_token', '')}_token_id": tokenizer.convert_tokens_to_ids(v)
+           for k, v in TEXT_SPECIALS.items() if k != "unk_token"}
+    record = train_causal_lm(encoded, len(vocab), ids, out_dir, steps, seed=seed, desc="demo: training text LM")
+    tokenizer.save_pretrained(out_dir)
+    return record
+
+
+def _words(sentence: str) -> list[str]:
+    from tokenizers import pre_tokenizers
+
+    return [w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(sentence.lower())]

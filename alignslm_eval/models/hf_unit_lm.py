@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from alignslm_eval.api.model import LikelihoodProtocol, LogLikelihood, UnitLM
+from alignslm_eval.api.model import LikelihoodProtocol, LogLikelihood, SamplingConfig, UnitLM
 from alignslm_eval.api.registry import register_model
 from alignslm_eval.errors import UserError
 from alignslm_eval.models.loading import read_config, resolve_checkpoint, weights_fingerprint
@@ -105,6 +105,46 @@ class HFUnitLM(UnitLM):
             if on_batch is not None:
                 on_batch(idx, batch)
         return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def generate(self, prompt: np.ndarray, config: SamplingConfig, seed: int) -> list[np.ndarray]:
+        ids = torch.from_numpy(self.vocab.encode(prompt, add_bos=self.vocab.bos_id is not None, add_eos=False))
+        ids = ids.unsqueeze(0).to(self.device)
+        if self.max_length and ids.shape[1] + config.max_new_tokens > self.max_length:
+            raise UserError(
+                f"prompt of {ids.shape[1]} tokens + {config.max_new_tokens} new tokens exceeds the model's "
+                f"{self.max_length} positions; use a shorter prompt or fewer new tokens"
+            )
+        vocab_size = self.model.get_input_embeddings().weight.shape[0]
+        units = set(range(self.vocab.offset, self.vocab.offset + self.vocab.n_units))
+        # Only units (and EOS) may be sampled: special and unused text tokens are not speech.
+        suppress = [t for t in range(vocab_size) if t not in units and t != self.vocab.eos_id]
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                temperature=config.temperature,
+                top_k=config.top_k,
+                top_p=config.top_p,
+                repetition_penalty=config.repetition_penalty,
+                max_new_tokens=config.max_new_tokens,
+                num_return_sequences=config.n,
+                suppress_tokens=suppress or None,
+                eos_token_id=self.vocab.eos_id,
+                pad_token_id=self.vocab.pad_id if self.vocab.pad_id is not None else self.vocab.eos_id,
+                use_cache=True,
+            )
+        finally:
+            torch.random.set_rng_state(generator_state)
+        continuations = []
+        for row in out[:, ids.shape[1] :].cpu().numpy():
+            if self.vocab.eos_id is not None and (row == self.vocab.eos_id).any():
+                row = row[: int(np.argmax(row == self.vocab.eos_id))]
+            continuations.append(self.vocab.decode(row))
+        return continuations
 
     def _score_batch(self, seqs: list[np.ndarray]) -> list[LogLikelihood]:
         longest = max(len(s) for s in seqs)

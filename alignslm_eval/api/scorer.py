@@ -1,0 +1,62 @@
+"""Scorers of generated continuations. The eval tasks and the Align-SLM trainer both call these: one scorer, two uses.
+
+A scorer receives continuations that went through the pipeline (units -> wav -> transcript) and returns one
+`Score` per continuation, in order. A sample it cannot score gets `value=None` and a status saying why; it is never
+dropped, so scores can never shift onto another sample.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+
+@dataclass
+class Continuation:
+    """One sampled continuation of one prompt, with what later stages added."""
+
+    prompt_id: str
+    sample: int
+    units: list[int]
+    prompt_text: Optional[str] = None
+    text: Optional[str] = None
+    wav: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Score:
+    value: Optional[float]
+    status: str = "ok"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "status": self.status, **({"detail": self.detail} if self.detail else {})}
+
+
+class ContinuationScorer(ABC):
+    #: name of the metric it produces in results and in preference data
+    metric: str
+    #: "higher" or "lower" is better
+    direction: str = "higher"
+    #: which pipeline outputs it reads: "text" needs transcripts, "wav" needs vocoded audio
+    needs: tuple[str, ...] = ("text",)
+    #: run options it cannot do without (e.g. "text_lm"); `--tasks all` skips, with a message, tasks lacking them
+    required_options: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "ContinuationScorer":
+        """Build from the run's options (CLI flags such as text_lm, judge_model); raise UserError naming the flag a
+        required option comes from when it is missing."""
+        return cls()
+
+    @abstractmethod
+    def score(self, items: Sequence[Continuation]) -> list[Score]:
+        """One Score per item, in order."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Everything that determines the scores (model, prompt template, n-gram order...): JSON-serialisable."""

@@ -1,0 +1,253 @@
+"""The spoken continuation pipeline: prompt audio -> units -> sampled continuations -> wav -> transcript -> scores.
+
+Each stage writes its output under a run directory keyed by everything that determines it, appending as items
+finish, and skips what is already there: a rerun (or the trainer's next stage) never re-samples, re-vocodes,
+re-transcribes or re-asks the judge for a finished item.
+
+    <run>/prompts.jsonl              prompt id, audio, cut point, prompt units
+    <run>/samples.jsonl              one line per prompt: its N continuations (units), seed
+    <run>/wav/<vocoder key>/<prompt>__<k>.wav
+    <run>/transcripts/<asr key>.jsonl
+    <run>/scores/<scorer key>.jsonl
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from alignslm_eval.api.asr import ASR
+from alignslm_eval.api.model import SamplingConfig, UnitLM
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.api.tokenizer import SpeechTokenizer
+from alignslm_eval.api.vocoder import Vocoder
+from alignslm_eval.audio import file_sha256, load_audio
+from alignslm_eval.errors import UserError
+from alignslm_eval.units import from_frames
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+SCORE_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    path: Path
+    #: words of the prompt from a forced alignment, when one was given (else the ASR transcript is used)
+    reference: Optional[str] = None
+    #: where the prompt audio is cut, in seconds (None: the first `prompt_seconds`)
+    cut_s: Optional[float] = None
+
+
+def key_of(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_ctm(path: Path) -> dict[str, list[tuple[str, float, float]]]:
+    """Word alignments in CTM format (`utterance channel start duration word`), keyed by utterance id."""
+    words: dict[str, list[tuple[str, float, float]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts or line.startswith(";;"):
+                continue
+            try:
+                utt, _, start, dur, word = parts[:5]
+                words.setdefault(utt, []).append((word, float(start), float(start) + float(dur)))
+            except ValueError:
+                raise UserError(f"{path}:{lineno}: expected 'utterance channel start duration word'")
+    return words
+
+
+def find_prompts(data_dir: Path, prompt_seconds: float, alignment: Optional[Path] = None) -> list[Prompt]:
+    """Every wav/flac below `data_dir` is one prompt (id = relative path without suffix). With a CTM alignment, the
+    cut moves to the word end nearest `prompt_seconds` and the words before it become the reference text."""
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise UserError(f"{data_dir}: no .wav or .flac prompt files")
+    words = read_ctm(alignment) if alignment else {}
+    prompts = []
+    for path in files:
+        pid = path.relative_to(data_dir).with_suffix("").as_posix()
+        aligned = words.get(path.stem)
+        if aligned:
+            end = min((w[2] for w in aligned), key=lambda e: abs(e - prompt_seconds))
+            text = " ".join(w[0] for w in aligned if w[2] <= end + 1e-6)
+            prompts.append(Prompt(pid, path, text, end))
+        else:
+            prompts.append(Prompt(pid, path))
+    return prompts
+
+
+class ContinuationRun:
+    """One model's continuations of one prompt set under one sampling configuration, kept in one directory.
+
+    `create` makes (or reopens) the directory keyed by model, tokenizer, sampling and prompt settings; `open`
+    reopens an existing one (re-scoring needs no model)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        if not (self.root / "run.json").is_file():
+            raise UserError(f"{self.root}: not a continuation run directory (no run.json); pass the run_dir "
+                            "recorded in a results file")
+        self.identity = json.loads((self.root / "run.json").read_text())
+
+    @classmethod
+    def create(cls, parent: Path, lm: UnitLM, tokenizer: SpeechTokenizer, sampling: SamplingConfig,
+               prompt_seconds: float = 3.0, dedup: bool = True) -> "ContinuationRun":
+        identity = {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(), "sampling": asdict(sampling),
+                    "prompt_seconds": prompt_seconds, "dedup": dedup}
+        root = Path(parent) / key_of(identity)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "run.json").write_text(json.dumps(identity, indent=2, default=str) + "\n")
+        return cls(root)
+
+    def prompts(self) -> list[Prompt]:
+        """The sampled prompts, as recorded."""
+        return [Prompt(r["prompt_id"], Path(r["audio"]), r["reference"], r["cut_s"])
+                for r in _read_jsonl(self.root / "samples.jsonl")]
+
+    def items(self) -> list[Continuation]:
+        """Every recorded continuation, in prompt then sample order."""
+        return [Continuation(r["prompt_id"], k, units, prompt_text=r["reference"])
+                for r in _read_jsonl(self.root / "samples.jsonl") for k, units in enumerate(r["continuations"])]
+
+    # -- stage 1: prompts and sampling ---------------------------------------------------------------------------
+
+    def sample(self, prompts: Sequence[Prompt], lm: UnitLM, tokenizer: SpeechTokenizer) -> list[Continuation]:
+        sampling = SamplingConfig(**self.identity["sampling"])
+        prompt_seconds, dedup = self.identity["prompt_seconds"], self.identity["dedup"]
+        done = {row["prompt_id"]: row for row in _read_jsonl(self.root / "samples.jsonl")}
+        todo = [p for p in prompts if p.id not in done]
+        with open(self.root / "samples.jsonl", "a", encoding="utf-8") as log:
+            for prompt in tqdm(todo, desc="sampling continuations", unit="prompt", disable=not todo):
+                cut = prompt.cut_s if prompt.cut_s is not None else prompt_seconds
+                wav = load_audio(prompt.path, tokenizer.sample_rate)
+                wav = wav[: int(round(cut * tokenizer.sample_rate))]
+                units = from_frames(tokenizer.encode(wav), dedup=dedup)
+                seq = units.units if dedup else units.frames()
+                seed = _prompt_seed(sampling.seed, prompt.id)
+                continuations = lm.generate(seq, sampling, seed)
+                row = {"prompt_id": prompt.id, "audio": str(prompt.path), "audio_sha256": file_sha256(prompt.path),
+                       "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "reference": prompt.reference,
+                       "prompt_units": seq.tolist(), "seed": seed,
+                       "continuations": [c.tolist() for c in continuations]}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                done[prompt.id] = row
+        return [Continuation(p.id, k, units, prompt_text=done[p.id]["reference"])
+                for p in prompts for k, units in enumerate(done[p.id]["continuations"])]
+
+    # -- stage 2: vocoding ----------------------------------------------------------------------------------------
+
+    def vocode(self, items: list[Continuation], vocoder: Vocoder) -> None:
+        import soundfile as sf
+
+        folder = self.root / "wav" / key_of(vocoder.describe())
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in tqdm(items, desc="vocoding", unit="file"):
+            path = folder / f"{item.prompt_id.replace('/', '__')}__{item.sample}.wav"
+            if not path.is_file():
+                units = np.asarray(item.units, dtype=np.int64)
+                wav = vocoder.synthesize(units) if len(units) else np.zeros(0, dtype=np.float32)
+                tmp = path.with_suffix(".tmp.wav")
+                sf.write(str(tmp), wav, vocoder.sample_rate, subtype="PCM_16", format="WAV")
+                tmp.replace(path)  # a wav that exists is complete
+            item.wav = str(path)
+
+    # -- stage 3: transcription -----------------------------------------------------------------------------------
+
+    def transcribe(self, items: list[Continuation], asr: ASR, prompts: Sequence[Prompt],
+                   batch_size: int = 8) -> None:
+        path = self.root / "transcripts" / f"{key_of(asr.describe())}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        done = {row["key"]: row["text"] for row in _read_jsonl(path)}
+        cut = {row["prompt_id"]: row["cut_s"] for row in _read_jsonl(self.root / "samples.jsonl")}
+        jobs: list[tuple[str, Any]] = []
+        for p in prompts:
+            if p.reference is None and f"prompt:{p.id}" not in done:
+                jobs.append((f"prompt:{p.id}", (p.path, cut[p.id])))
+        for item in items:
+            if _item_key(item) not in done:
+                if item.wav is None:
+                    raise ValueError("transcribe needs vocoded continuations")
+                jobs.append((_item_key(item), (Path(item.wav), None)))
+        with open(path, "a", encoding="utf-8") as log:
+            for start in tqdm(range(0, len(jobs), batch_size), desc="transcribing", unit="batch",
+                              disable=not jobs):
+                batch = jobs[start : start + batch_size]
+                wavs = []
+                for _, (audio, cut_s) in batch:
+                    if cut_s is None:  # a vocoded continuation
+                        wavs.append(read_generated(audio, asr.sample_rate))
+                    else:
+                        wavs.append(load_audio(audio, asr.sample_rate)[: int(round(cut_s * asr.sample_rate))])
+                for (key, _), text in zip(batch, asr.transcribe(wavs)):
+                    done[key] = text
+                    log.write(json.dumps({"key": key, "text": text}) + "\n")
+                log.flush()
+        references = {p.id: p.reference for p in prompts}
+        for item in items:
+            item.text = done[_item_key(item)]
+            ref = references.get(item.prompt_id)
+            item.prompt_text = ref if ref is not None else done[f"prompt:{item.prompt_id}"]
+
+    # -- stage 4: scoring -----------------------------------------------------------------------------------------
+
+    def score(self, items: list[Continuation], scorer: ContinuationScorer) -> list[Score]:
+        path = self.root / "scores" / f"{scorer.metric}-{key_of(scorer.describe())}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.with_suffix(".json")).write_text(json.dumps(scorer.describe(), indent=2, default=str) + "\n")
+        done = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)}
+        todo = [i for i in items if _item_key(i) not in done]
+        with open(path, "a", encoding="utf-8") as log:
+            # Chunks: the scorer may batch or run requests concurrently within one, and each finished chunk is on
+            # disk before the next starts.
+            for start in tqdm(range(0, len(todo), SCORE_CHUNK), desc=f"scoring {scorer.metric}", unit="chunk",
+                              disable=not todo):
+                chunk = todo[start : start + SCORE_CHUNK]
+                scores = scorer.score(chunk)
+                if len(scores) != len(chunk):
+                    raise RuntimeError(f"scorer {scorer.metric} returned {len(scores)} scores for {len(chunk)} items")
+                for item, s in zip(chunk, scores):
+                    done[_item_key(item)] = s
+                    log.write(json.dumps({"key": _item_key(item), **s.to_json()}) + "\n")
+                log.flush()
+        return [done[_item_key(i)] for i in items]
+
+
+def read_generated(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """A vocoded continuation as float32 mono at `sample_rate`. Unlike user audio, an empty file is valid here: the
+    model may end a continuation at once."""
+    import soundfile as sf
+
+    if sf.info(str(path)).frames == 0:
+        return np.zeros(0, dtype=np.float32)
+    return load_audio(Path(path), sample_rate)
+
+
+def _item_key(item: Continuation) -> str:
+    return f"{item.prompt_id}#{item.sample}"
+
+
+def _prompt_seed(seed: int, prompt_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{prompt_id}".encode()).digest()[:4], "little")
+
+
+def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash: that item is redone
+    return rows

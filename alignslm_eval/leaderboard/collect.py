@@ -1,0 +1,397 @@
+"""Read and validate alignslm results files (schema version 1) into leaderboard rows.
+
+A row is one model under one scoring protocol. Several results files of the same model (same weights and adapter)
+merge into one row when their tasks' protocols agree; a task scored in several of them keeps the newest file's
+numbers and the row says which files were superseded. The same model under another protocol (another tokenizer,
+`--set sblimp.reduction=mean`, another dataset) becomes a separate row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from alignslm_eval.errors import UserError
+from alignslm_eval.results import SCHEMA_VERSION
+
+# Which way is better, per metric name; "<task>.<metric>" entries override the plain name for one task.
+# A metric missing here gets no best mark and its column says the direction is unknown: add it here.
+DIRECTIONS: dict[str, str] = {
+    "accuracy": "higher",
+    "accuracy_micro": "higher",
+    "in_vocab": "higher",
+    "scored_fraction": "higher",
+    "gpt4o_score": "higher",
+    "llm_judge": "higher",
+    "semantic_rating": "higher",
+    "mos": "higher",
+    "genppl": "lower",
+    "auto_bleu": "lower",
+    "silence_ratio": "lower",
+    "ppl": "lower",
+    "wer": "lower",
+}
+# Stored as fractions in [0, 1] in results files, shown as percentages.
+PERCENT_METRICS = frozenset({"accuracy", "accuracy_micro", "in_vocab", "scored_fraction"})
+# Breakdowns are accuracies over a subset of items (likelihood tasks), except these, named by breakdown.
+BREAKDOWN_KINDS = {"scored_fraction": "scored_fraction"}
+# The order tasks appear in; other tasks follow alphabetically.
+TASK_ORDER = ("swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon", "continuation")
+METRIC_ORDER = ("accuracy", "in_vocab", "accuracy_micro", "genppl", "auto_bleu")
+
+PROTOCOL_FIELDS = ("tokenizer", "reduction", "bos_eos", "dedup", "dataset")
+# Only generation tasks (continuation scorers) have it: sampling, vocoder and ASR of the pipeline. They have no
+# likelihood fields.
+GENERATION_FIELD = "generation"
+LIKELIHOOD_FIELDS = ("reduction", "bos_eos")
+NOT_STATED = "not stated"
+RESULTS_GLOB = "results_*.json"
+
+
+@dataclass(frozen=True, order=True)
+class Column:
+    """A task's metric (`accuracy`) or breakdown group (`by_part/speaker_consistency`)."""
+
+    task: str
+    metric: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Column":
+        task, sep, metric = text.strip().partition(".")
+        if not sep or not task or not metric:
+            raise UserError(f"--columns {text!r}: expected TASK.METRIC or TASK.BREAKDOWN/GROUP, e.g. sblimp.accuracy")
+        return cls(task, metric)
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}.{self.metric}"
+
+    @property
+    def kind(self) -> str:
+        breakdown, sep, _ = self.metric.partition("/")
+        return BREAKDOWN_KINDS.get(breakdown, "accuracy") if sep else self.metric
+
+    @property
+    def direction(self) -> Optional[str]:
+        return DIRECTIONS.get(f"{self.task}.{self.kind}", DIRECTIONS.get(self.kind))
+
+    @property
+    def percent(self) -> bool:
+        return self.kind in PERCENT_METRICS
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A value in results-file units (fractions for accuracies); `text` keeps a published number's own digits."""
+
+    value: float
+    stderr: Optional[float] = None
+    n: Optional[int] = None
+    text: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ProtocolField:
+    """`key` decides equality (full hashes, "not stated" tied to its source); `text` is what the footnote shows."""
+
+    key: str
+    text: str
+
+
+Protocol = dict[str, ProtocolField]
+
+
+@dataclass
+class Row:
+    name: str
+    size: str = ""
+    adapter: str = ""
+    source: str = ""
+    kind: str = "run"  # run | reference | topline (shown, never marked best)
+    values: dict[Column, Measurement] = field(default_factory=dict)
+    protocols: dict[str, Protocol] = field(default_factory=dict)
+    task_files: dict[str, str] = field(default_factory=dict)
+    missing: dict[Column, str] = field(default_factory=dict)
+    headlines: list[Column] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    path: Path
+    shown: str
+    doc: dict[str, Any]
+
+    @property
+    def created(self) -> str:
+        return str(self.doc.get("created") or "")
+
+
+def find_results(paths: Sequence[Path]) -> list[tuple[Path, str]]:
+    """Every `results_*.json` under the given dirs and every file given directly, with the name to show for it.
+
+    alignslm-eval names its results files so; its other JSON outputs (continuation run manifests, score caches)
+    are not results and are left alone, while a `results_*.json` that is not a results file is an error.
+    """
+    found: list[tuple[Path, str]] = []
+    for root in map(Path, paths):
+        if root.is_dir():
+            found += [(p, p.relative_to(root).as_posix()) for p in sorted(root.rglob(RESULTS_GLOB)) if p.is_file()]
+        elif root.is_file():
+            found.append((root, root.name))
+        else:
+            raise UserError(f"{root}: no such file or directory; pass runs dirs or results_*.json files")
+    return found
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Parse and validate one results file; UserError naming the file and what to do otherwise."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(
+            f"{path}: not a JSON results file ({type(e).__name__}: {e}); remove it from the runs dir or pass "
+            "--skip-invalid"
+        )
+    if not isinstance(doc, dict) or "schema_version" not in doc or "tasks" not in doc:
+        raise UserError(
+            f"{path}: JSON but not an alignslm-eval results file (no schema_version/tasks); remove it from the runs "
+            "dir or pass --skip-invalid"
+        )
+    version = doc["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"{path}: unknown results schema_version {version!r} (this alignslm reads {SCHEMA_VERSION}); "
+                        "re-run alignslm-eval to get a current results file")
+    if version < SCHEMA_VERSION:
+        raise UserError(
+            f"{path}: results schema_version {version!r} is older than the supported version {SCHEMA_VERSION}; "
+            "re-run alignslm-eval on this checkpoint to get a current results file"
+        )
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{path}: results schema_version {version} is newer than this alignslm reads ({SCHEMA_VERSION}); "
+            "upgrade alignslm"
+        )
+    _require(path, doc, "model", dict)
+    _require(path, doc, "tasks", dict)
+    for task, entry in doc["tasks"].items():
+        where = f"tasks.{task}"
+        _require(path, entry, "result", dict, where)
+        _require(path, entry["result"], "headline", str, f"{where}.result")
+        _require(path, entry["result"], "metrics", dict, f"{where}.result")
+        for name, metric in entry["result"]["metrics"].items():
+            if not isinstance(metric, dict) or "value" not in metric:
+                raise UserError(f"{path}: {where}.result.metrics.{name}: expected {{value, stderr, n}}; re-run "
+                                "alignslm-eval to rewrite this file")
+    return doc
+
+
+def _require(path: Path, obj: Any, key: str, kind: type, where: str = "") -> None:
+    name = f"{where}.{key}" if where else key
+    if not isinstance(obj, dict) or not isinstance(obj.get(key), kind):
+        raise UserError(f"{path}: field {name} missing or not a {kind.__name__}; re-run alignslm-eval to rewrite "
+                        "this file")
+
+
+def collect(paths: Sequence[Path], skip_invalid: bool = False) -> tuple[list[Row], list[str]]:
+    """Rows from every results file under `paths`, and (with skip_invalid) one message per skipped file."""
+    runs, skipped = [], []
+    for path, shown in find_results(paths):
+        try:
+            runs.append(_Run(path, shown, load_results(path)))
+        except UserError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(str(e))
+    runs.sort(key=lambda r: (r.created, r.shown), reverse=True)
+    groups: list[list[_Run]] = []
+    for run in runs:
+        for group in groups:
+            if _identity(group[0].doc) == _identity(run.doc) and _compatible(group, run):
+                group.append(run)
+                break
+        else:
+            groups.append([run])
+    rows = [_row(group) for group in groups]
+    _disambiguate(rows, groups)
+    return rows, skipped
+
+
+def model_name(model: dict[str, Any], command: Sequence[str] = ()) -> str:
+    """`model.name`, else the hub id, else the `--model` argument the run was started with, else the path's name."""
+    if model.get("name"):
+        return str(model["name"])
+    if model.get("hub_id"):
+        return str(model["hub_id"])
+    args = list(command)
+    if "--model" in args[:-1]:
+        return Path(args[args.index("--model") + 1]).name or str(args[args.index("--model") + 1])
+    return Path(str(model.get("path") or model.get("local_dir") or "model")).name
+
+
+def format_size(n: Any) -> str:
+    if not isinstance(n, (int, float)) or n <= 0:
+        return ""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(int(n))
+
+
+def adapter_name(adapter: Any) -> str:
+    if isinstance(adapter, dict):
+        adapter = adapter.get("name") or adapter.get("type") or adapter.get("path") or ""
+    text = str(adapter or "")
+    return Path(text).name if "/" in text else text
+
+
+def _identity(doc: dict[str, Any]) -> tuple[str, str, str]:
+    model = doc["model"]
+    weights = model.get("weights_fingerprint") or model.get("path") or model.get("hub_id") or ""
+    return model_name(model, doc.get("command") or ()), str(weights), adapter_name(model.get("adapter"))
+
+
+def task_protocol(doc: dict[str, Any], task: str, shown: str) -> Protocol:
+    entry = doc["tasks"][task]
+    spec, dataset, tok = entry.get("protocol") or {}, entry.get("dataset") or {}, doc.get("tokenizer") or {}
+
+    def known(key: str, text: str, present: bool) -> ProtocolField:
+        # An absent field cannot be shown equal to anything, not even to another file's absent field.
+        return ProtocolField(key, text) if present else ProtocolField(f"not recorded:{shown}", "not recorded")
+
+    fp = tok.get("fingerprint")
+    tok_text = ", ".join(str(x) for x in (tok.get("kind"), f"layer {tok['layer']}" if "layer" in tok else None,
+                                         f"{tok['n_units']} units" if "n_units" in tok else None) if x)
+    sha, limit = dataset.get("sha256"), dataset.get("limit")
+    # Task settings pick the data too (a split, a subset of SALMon parts), so they belong to the dataset version.
+    settings = json.dumps(spec.get("settings") or {}, sort_keys=True)
+    data_text = (f"sha256 {str(sha)[:12]}" + (f", first {limit} choices" if limit else "")
+                 + (f", settings {settings}" if spec.get("settings") else ""))
+    yes = {True: "yes", False: "no"}
+    protocol = {
+        "tokenizer": known(f"fp:{fp}", f"{tok_text} (fingerprint {fp})", bool(fp)),
+        "reduction": known(str(spec.get("reduction")), str(spec.get("reduction")), "reduction" in spec),
+        "bos_eos": known(f"{spec.get('add_bos')}/{spec.get('add_eos')}",
+                         f"BOS {yes.get(spec.get('add_bos'), '?')}, EOS {yes.get(spec.get('add_eos'), '?')}",
+                         "add_bos" in spec and "add_eos" in spec),
+        "dedup": known(str(spec.get("dedup")), yes.get(spec.get("dedup"), str(spec.get("dedup"))), "dedup" in spec),
+        "dataset": known(f"{sha}/{limit}/{settings}", data_text, bool(sha)),
+    }
+    if isinstance(entry.get("pipeline"), dict):
+        # A generation task samples: no likelihood is reduced, no BOS/EOS choice is scored.
+        for name in LIKELIHOOD_FIELDS:
+            del protocol[name]
+        protocol[GENERATION_FIELD] = _generation(entry["pipeline"])
+    return protocol
+
+
+def _generation(pipeline: dict[str, Any]) -> ProtocolField:
+    def name(part: Any) -> str:
+        if isinstance(part, dict):
+            return str(part.get("name") or part.get("kind") or part.get("model") or part.get("path") or "recorded")
+        return str(part) if part else "none"
+
+    key = json.dumps(_without_paths({k: v for k, v in pipeline.items() if k != "run_dir"}), sort_keys=True,
+                     default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    sampling = json.dumps(pipeline.get("sampling"), sort_keys=True, default=str)
+    text = f"sampling {sampling}, vocoder {name(pipeline.get('vocoder'))}, ASR {name(pipeline.get('asr'))} ({digest})"
+    return ProtocolField(key, text)
+
+
+def _without_paths(obj: Any) -> Any:
+    # Where a file sits is no part of the protocol; the hashes and fingerprints recorded beside it are.
+    if isinstance(obj, dict):
+        return {k: _without_paths(v) for k, v in obj.items() if not (isinstance(v, str) and v.startswith("/"))}
+    if isinstance(obj, list):
+        return [_without_paths(v) for v in obj]
+    return obj
+
+
+def _keys(protocol: Protocol) -> tuple[str, ...]:
+    return tuple(protocol[f].key if f in protocol else "" for f in (*PROTOCOL_FIELDS, GENERATION_FIELD))
+
+
+def _compatible(group: list[_Run], run: _Run) -> bool:
+    # One row is one tokenizer, even across tasks that no other file of the group scored.
+    if (group[0].doc.get("tokenizer") or {}).get("fingerprint") != (run.doc.get("tokenizer") or {}).get("fingerprint"):
+        return False
+    for member in group:
+        for task in set(member.doc["tasks"]) & set(run.doc["tasks"]):
+            if _keys(task_protocol(member.doc, task, member.shown)) != _keys(task_protocol(run.doc, task, run.shown)):
+                return False
+    return True
+
+
+def _row(group: list[_Run]) -> Row:
+    newest = group[0]
+    model = newest.doc["model"]
+    row = Row(
+        name=model_name(model, newest.doc.get("command") or ()),
+        size=format_size(model.get("n_parameters")),
+        adapter=adapter_name(model.get("adapter")),
+    )
+    superseded: dict[str, list[str]] = {}
+    for run in group:  # newest first: the first file to bring a task wins
+        for task, entry in run.doc["tasks"].items():
+            if task in row.protocols:
+                superseded.setdefault(run.shown, []).append(task)
+                continue
+            row.protocols[task] = task_protocol(run.doc, task, run.shown)
+            row.task_files[task] = run.shown
+            _add_task(row, task, entry["result"], run.shown)
+    files = sorted(set(row.task_files.values()))
+    row.source = files[0] if len(files) == 1 else f"{len(files)} results files"
+    if len(files) > 1:
+        by_file = {f: sorted(t for t, shown in row.task_files.items() if shown == f) for f in files}
+        row.notes.append("Tasks come from several results files: "
+                         + "; ".join(f"{', '.join(tasks)} from {f}" for f, tasks in by_file.items()) + ".")
+    for shown, tasks in superseded.items():
+        row.notes.append(f"{shown} also scored {', '.join(sorted(tasks))} under the same protocol; the newest "
+                         "results file is shown for each task.")
+    return row
+
+
+def _add_task(row: Row, task: str, result: dict[str, Any], shown: str) -> None:
+    headline = Column(task, result["headline"])
+    row.headlines.append(headline)
+    for name, metric in result["metrics"].items():
+        _put(row, Column(task, name), metric, shown)
+    for breakdown, groups in (result.get("breakdowns") or {}).items():
+        for group, metric in (groups or {}).items():
+            if isinstance(metric, dict):
+                _put(row, Column(task, f"{breakdown}/{group}"), metric, shown)
+    if headline not in row.values and headline not in row.missing:
+        row.missing[headline] = f"{shown}: headline metric {headline.metric!r} of {task} is not in its metrics."
+
+
+def _put(row: Row, column: Column, metric: dict[str, Any], shown: str) -> None:
+    value = metric.get("value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        row.missing[column] = f"{shown}: {column.key} has no value ({value!r})."
+        return
+    stderr = metric.get("stderr")
+    ok = isinstance(stderr, (int, float)) and not isinstance(stderr, bool) and not math.isnan(stderr)
+    row.values[column] = Measurement(float(value), float(stderr) if ok else None, metric.get("n"))
+
+
+def _disambiguate(rows: list[Row], groups: list[list[_Run]]) -> None:
+    """Rows that share a name get the weights fingerprint and/or the newest run's time appended."""
+    by_name: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_name.setdefault(row.name, []).append(i)
+    for indices in by_name.values():
+        if len(indices) < 2:
+            continue
+        weights = [_identity(groups[i][0].doc)[1] for i in indices]
+        for i, w in zip(indices, weights):
+            parts = []
+            if len(set(weights)) > 1:
+                parts.append(f"weights {w[:8]}")
+            if weights.count(w) > 1:
+                parts.append(groups[i][0].created)
+            rows[i].name = f"{rows[i].name} ({', '.join(parts)})"

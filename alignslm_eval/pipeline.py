@@ -1,0 +1,100 @@
+"""Evaluate generation tasks: run the continuation pipeline and aggregate the scorers' results."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from alignslm_eval.api.asr import ASR
+from alignslm_eval.api.model import UnitLM
+from alignslm_eval.api.registry import SCORERS
+from alignslm_eval.api.task import GenerationTask
+from alignslm_eval.api.tokenizer import SpeechTokenizer
+from alignslm_eval.api.vocoder import Vocoder
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.continuation import ContinuationRun, Prompt
+
+
+@dataclass
+class PipelineComponents:
+    """The vocoder, ASR and scorer options of a run, built only when a task needs them (so a likelihood-only run
+    never asks for a vocoder)."""
+
+    vocoder_factory: Optional[Callable[[], Vocoder]] = None
+    asr_factory: Optional[Callable[[], ASR]] = None
+    scorer_options: dict[str, Any] = field(default_factory=dict)
+    _vocoder: Optional[Vocoder] = None
+    _asr: Optional[ASR] = None
+
+    def vocoder(self) -> Vocoder:
+        if self._vocoder is None:
+            from alignslm_eval.errors import UserError
+
+            if self.vocoder_factory is None:
+                raise UserError("this task vocodes continuations: pass --vocoder NAME --vocoder-args ... "
+                                "(or put alignslm_vocoder.json in the model dir)")
+            self._vocoder = self.vocoder_factory()
+        return self._vocoder
+
+    def asr(self) -> ASR:
+        if self._asr is None:
+            from alignslm_eval.errors import UserError
+
+            if self.asr_factory is None:
+                raise UserError("this task transcribes continuations: pass --asr NAME[:PATH]")
+            self._asr = self.asr_factory()
+        return self._asr
+
+
+def score_continuations(
+    run: ContinuationRun, items: list[Continuation], prompts: list[Prompt], scorers: list[ContinuationScorer],
+    components: PipelineComponents,
+) -> tuple[dict[str, list[Score]], dict[str, Any]]:
+    """Vocode and transcribe what the scorers need (reusing what the run already has), then score."""
+    needs = {need for s in scorers for need in s.needs}
+    pipeline: dict[str, Any] = {"run_dir": str(run.root), "sampling": run.identity["sampling"]}
+    if needs & {"wav", "text"}:
+        vocoder = components.vocoder()
+        run.vocode(items, vocoder)
+        pipeline["vocoder"] = vocoder.describe()
+    if "text" in needs:
+        asr = components.asr()
+        run.transcribe(items, asr, prompts)
+        pipeline["asr"] = asr.describe()
+    scores = {s.metric: run.score(items, s) for s in scorers}
+    pipeline["scorers"] = {s.metric: {"direction": s.direction, **s.describe()} for s in scorers}
+    return scores, pipeline
+
+
+def evaluate_generation_task(
+    name: str, task: GenerationTask, prompts: list[Prompt], data_dir: Path, lm: UnitLM,
+    tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
+) -> dict[str, Any]:
+    started = time.time()
+    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in task.scorers]
+    run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
+                                 task.prompt_seconds, task.spec.dedup)
+    items = run.sample(prompts, lm, tokenizer)
+    scores, pipeline = score_continuations(run, items, prompts, scorers, components)
+    pipeline["prompt_seconds"] = task.prompt_seconds
+    result = task.aggregate(scores)
+    files: dict[str, Any] = {"run_dir": str(run.root)}
+    if log_samples:
+        path = output_dir / f"samples_{name}.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for i, item in enumerate(items):
+                row = item.to_json()
+                row["scores"] = {metric: values[i].to_json() for metric, values in scores.items()}
+                f.write(json.dumps(row, default=str) + "\n")
+        files["samples"] = str(path)
+    return {
+        "protocol": task.spec.to_json(),
+        "pipeline": pipeline,
+        "dataset": {"path": str(data_dir), "n_prompts": len(prompts), "n_samples": len(items)},
+        "result": result.to_json(),
+        "files": files,
+        "wall_time_s": round(time.time() - started, 3),
+    }

@@ -1,0 +1,57 @@
+"""auto-BLEU: how much a transcript repeats itself.
+
+Lakhotia et al. (2021), "On Generative Spoken Language Modeling from Raw Audio" (TACL), define auto-BLEU for one
+generated utterance as the share of its n-grams that occur again elsewhere in the same utterance. Here: the word
+n-grams of the normalised transcript; an n-gram counts as repeated when the utterance contains at least one other
+occurrence of it. A transcript shorter than n words has no n-grams and no score. slamkit (Maimon et al. 2025)
+reports it on word bigrams, the default here. Lower is better (less degenerate repetition).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping, Optional, Sequence
+
+from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+
+
+def auto_bleu(text: str, n: int = 2) -> Optional[float]:
+    """Share of the word n-grams of `text` that also occur elsewhere in it; None if it has no n-gram."""
+    from alignslm_eval.asr import normalize
+
+    words = normalize(text).split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return None
+    counts = Counter(grams)
+    return sum(1 for g in grams if counts[g] > 1) / len(grams)
+
+
+@register_scorer("auto_bleu")
+class AutoBLEU(ContinuationScorer):
+    metric = "auto_bleu"
+    direction = "lower"
+
+    def __init__(self, n: int = 2, include_prompt: bool = False):
+        self.n = int(n)
+        self.include_prompt = include_prompt
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "AutoBLEU":
+        return cls(n=int(options.get("auto_bleu_n", 2)))
+
+    def score(self, items: Sequence[Continuation]) -> list[Score]:
+        out = []
+        for item in items:
+            if item.text is None:
+                out.append(Score(None, "no transcript"))
+                continue
+            text = f"{item.prompt_text or ''} {item.text}" if self.include_prompt else item.text
+            value = auto_bleu(text, self.n)
+            out.append(Score(value, "ok" if value is not None else f"fewer than {self.n} words"))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"scorer": "auto_bleu", "n": self.n, "include_prompt": self.include_prompt,
+                "citation": "Lakhotia et al. 2021, TACL (GSLM)"}

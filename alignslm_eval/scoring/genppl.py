@@ -1,0 +1,78 @@
+"""GenPPL: perplexity of a continuation's transcript under a causal text LM.
+
+slamkit (Maimon et al. 2025) transcribes continuations with Whisper and scores them with Llama-3.2-1B; any
+transformers causal LM loads here (hub id from the local cache, or a directory). Whether the prompt's transcript is
+part of the scored text is a setting: with `include_prompt` the perplexity is over prompt + continuation tokens;
+without it, over the continuation tokens only, conditioned on the prompt transcript. Lower is better.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+
+from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.errors import UserError
+from alignslm_eval.models.loading import resolve_checkpoint, weights_fingerprint
+
+
+@register_scorer("genppl")
+class GenPPL(ContinuationScorer):
+    metric = "genppl"
+    direction = "lower"
+    required_options = ("text_lm",)
+
+    def __init__(self, text_lm: str, include_prompt: bool = False, device: str = "cpu",
+                 revision: Optional[str] = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        checkpoint, self.provenance = resolve_checkpoint(text_lm, revision)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            self.model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
+        except (OSError, ValueError) as e:
+            raise UserError(f"--text-lm {text_lm}: not a loadable causal LM with its tokenizer ({e})".splitlines()[0])
+        self.device = device
+        self.include_prompt = include_prompt
+        self.provenance["weights_fingerprint"] = weights_fingerprint(checkpoint)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "GenPPL":
+        if not options.get("text_lm"):
+            raise UserError("the genppl scorer needs a text LM: pass --text-lm <hub id or dir> (e.g. Llama-3.2-1B)")
+        return cls(options["text_lm"], include_prompt=bool(options.get("genppl_include_prompt", False)),
+                   device=options.get("device", "cpu"))
+
+    @torch.inference_mode()
+    def _perplexity(self, context: str, text: str) -> Optional[float]:
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        ctx = bos + (self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else [])
+        target = self.tokenizer((" " if context else "") + text, add_special_tokens=False)["input_ids"]
+        if not ctx:
+            ctx, target = target[:1], target[1:]  # no BOS: the first token is context only
+        if not target:
+            return None
+        ids = torch.tensor([ctx + target], device=self.device)
+        logits = self.model(input_ids=ids).logits[0, :-1].float()
+        logp = logits.gather(-1, ids[0, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        return math.exp(-float(logp[len(ctx) - 1 :].mean()))
+
+    def score(self, items: Sequence[Continuation]) -> list[Score]:
+        out = []
+        for item in items:
+            if not item.text or not item.text.strip():
+                out.append(Score(None, "empty transcript"))
+                continue
+            prompt = (item.prompt_text or "").strip()
+            if self.include_prompt:
+                value = self._perplexity("", f"{prompt} {item.text}".strip())
+            else:
+                value = self._perplexity(prompt, item.text.strip())
+            out.append(Score(value, "ok" if value is not None else "no scorable token"))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"scorer": "genppl", "include_prompt": self.include_prompt, "text_lm": self.provenance}

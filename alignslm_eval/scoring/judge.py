@@ -1,0 +1,493 @@
+"""LLM-judge scorers: an OpenAI-compatible chat model rates a continuation's transcript against its prompt's, 1-5.
+
+The prompt templates shipped in `alignslm_eval/scoring/prompts/` are this project's own wording. The exact prompts of
+the Align-SLM paper could not be obtained, so scores from them are comparable with each other but not with the
+paper's numbers; to reproduce the paper, pass its wording as a template file with `--judge-prompt FILE` (option
+`judge_prompt`), using the placeholders {prompt} and {continuation} and asking for the score as \\boxed{N}.
+
+Two registered scorers share one implementation, `LLMJudge`:
+
+* `judge_gpt4o` (metric `gpt4o_score`): the evaluation score of Lin et al. (ACL 2025, "Align-SLM", arXiv
+  2411.01834) -- how relevant and plausible the continuation is as a continuation of the prompt, rated by GPT-4o.
+* `judge_rating` (metric `semantic_rating`): the 1-5 semantic rating Align-SLM has an LLM (Mistral, e.g. served by
+  vLLM) give each sampled continuation when it builds preference data.
+
+The score is read from the LAST `\\boxed{N}` of the answer, N an integer or decimal in [1, 5] (slamkit's convention for
+GPT-4o scores, Maimon et al. 2025); any other answer scores None with status "unparsable" and keeps the raw answer.
+
+Requests: the official `openai` client against any chat-completions endpoint (`--judge-base-url`; the client's default,
+the OpenAI API, otherwise), at most `judge_concurrency` in flight. The client's own retries are off; `RetryPolicy`
+retries 408/429/5xx, timeouts and connection errors with capped exponential backoff, and a sample that still fails
+gets `Score(None, "error: ...")` while the rest of the batch is scored. The API key is read from the environment
+variable named by `judge_api_key_env` and handed to the client only: it is never stored in the cache, `describe()`,
+logs or statuses.
+
+Cache: every answer the judge gave (unparsable ones too -- they are real answers) is stored in SQLite under
+`judge_cache_dir` (default `$ALIGNSLM_CACHE/judge`, i.e. `~/.cache/alignslm/judge`), keyed by the sha256 of model,
+base URL, temperature, max_tokens and the full rendered messages. The base URL is part of the key because one model
+name served by two endpoints may be two different models (a local vLLM "mistral" vs another's). Failures are not
+cached, so a rerun sends requests only for the samples that failed or were never answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.cache import default_cache_dir
+from alignslm_eval.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+PARSE_RULE = "last \\boxed{N} in the answer with N an integer or decimal in [1, 5]; anything else is unparsable"
+#: bump when the cache key's recipe changes, so old entries are never read under a new meaning
+CACHE_KEY_VERSION = 1
+
+_BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
+_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
+_PLACEHOLDER = re.compile(r"\{(prompt|continuation)\}")
+
+
+# -- prompt and answer ------------------------------------------------------------------------------------------------
+
+
+def parse_boxed_score(answer: Optional[str]) -> Optional[float]:
+    """The score in the last `\\boxed{N}` of `answer` if N is a number in [1, 5], else None."""
+    if not answer:
+        return None
+    boxes = _BOXED.findall(answer)
+    if not boxes:
+        return None
+    m = _NUMBER.fullmatch(boxes[-1])
+    if m is None:
+        return None
+    value = float(m.group(1))
+    return value if 1.0 <= value <= 5.0 else None
+
+
+def load_template(path: Path, flag: str = "--judge-prompt") -> str:
+    """Read a prompt template and check it has both placeholders."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot read the prompt template ({e.strerror or e})")
+    missing = [p for p in ("{prompt}", "{continuation}") if p not in text]
+    if missing:
+        raise UserError(f"{flag} {path}: the template must contain {' and '.join(missing)}; add the placeholder(s)")
+    return text
+
+
+def render_prompt(template: str, prompt: str, continuation: str) -> str:
+    """Fill {prompt} and {continuation} in one pass (a transcript containing "{continuation}" stays literal, and
+    the template may hold other braces such as \\boxed{N})."""
+    values = {"prompt": prompt, "continuation": continuation}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def redact_url(url: Optional[str]) -> Optional[str]:
+    """`url` without user:password, for anything written down."""
+    if url is None:
+        return None
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
+
+
+def default_judge_cache_dir() -> Path:
+    return default_cache_dir() / "judge"
+
+
+# -- retries --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which failures are retried and how long to wait: `max_retries` retries after the first attempt, waiting
+    `backoff_s * 2**retry` (at most `backoff_max_s`, or the server's Retry-After if longer, still capped) plus up to
+    10% jitter. The jitter is seeded by the request's cache key: reproducible, yet concurrent requests that fail
+    together do not all come back at the same instant."""
+
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+
+    RETRY_STATUSES: ClassVar[frozenset[int]] = frozenset({408, 429})
+
+    def is_retryable_status(self, status: int) -> bool:
+        return status in self.RETRY_STATUSES or 500 <= status <= 599
+
+    def delay(self, retry: int, seed: str, retry_after: Optional[float] = None) -> float:
+        base = min(self.backoff_s * (2 ** retry), self.backoff_max_s)
+        if retry_after is not None:
+            base = min(max(base, retry_after), self.backoff_max_s)
+        jitter = random.Random(f"{seed}/{retry}").uniform(0.0, 0.1 * base)
+        return base + jitter
+
+
+def _retry_after(response: Any) -> Optional[float]:
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue  # an HTTP date: fall back to our own backoff
+    return None
+
+
+# -- cache ----------------------------------------------------------------------------------------------------------
+
+
+class AnswerCache:
+    """Judge answers in one SQLite file, keyed by `LLMJudge.cache_key`. Each answer is committed as it arrives, so an
+    interrupted run keeps everything answered so far; SQLite's locking lets parallel runs share the file."""
+
+    def __init__(self, root: Path):
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--judge-cache-dir {root}: cannot create the judge cache directory ({e.strerror or e})")
+        self.path = root / "answers.sqlite"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, base_url TEXT, answer TEXT, "
+            "created REAL)"
+        )
+        self._db.commit()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[start : start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                found.update(rows)
+        return found
+
+    def put(self, key: str, answer: str, model: str, base_url: Optional[str]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers (key, model, base_url, answer, created) VALUES (?, ?, ?, ?, ?)",
+                (key, model, base_url, answer, time.time()),
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+# -- the scorer -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    """One request's end: the judge's answer, or why there is none."""
+
+    answer: Optional[str] = None
+    error: Optional[str] = None
+    attempts: int = 0
+
+
+def _option(options: Mapping[str, Any], name: str, default: Any) -> Any:
+    value = options.get(name)
+    return default if value is None else value
+
+
+class LLMJudge(ContinuationScorer):
+    """A chat model asked, per continuation, for a 1-5 score in `\\boxed{N}`; see the module docstring."""
+
+    #: registry name, also reported by describe()
+    name: ClassVar[str] = "llm_judge"
+    metric = "llm_judge"
+    direction = "higher"
+    needs = ("text",)
+    #: file in prompts/ used when no --judge-prompt is given
+    default_template: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: Optional[str] = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        cache_dir: Optional[Path] = None,
+        use_cache: bool = True,
+        prompt_path: Optional[Path] = None,
+    ):
+        from openai import OpenAI
+
+        if not model:
+            raise UserError(f"the {self.name} scorer needs a judge model: pass --judge-model NAME (e.g. gpt-4o)")
+        if int(concurrency) < 1:
+            raise UserError(f"--judge-concurrency {concurrency}: must be at least 1")
+        if float(timeout_s) <= 0:
+            raise UserError(f"--judge-timeout {timeout_s}: must be a positive number of seconds")
+        if int(max_retries) < 0:
+            raise UserError(f"judge_max_retries {max_retries}: must be 0 or more")
+        self.model = str(model)
+        self.concurrency = int(concurrency)
+        self.timeout_s = float(timeout_s)
+        self.temperature = float(temperature)
+        self.max_tokens = int(max_tokens)
+        self.retry = RetryPolicy(int(max_retries), float(backoff_s), float(backoff_max_s))
+
+        self.prompt_path = Path(prompt_path) if prompt_path else PROMPTS_DIR / self.default_template
+        self.prompt_is_builtin = prompt_path is None
+        self.template = load_template(self.prompt_path, "--judge-prompt" if prompt_path else "built-in template")
+        self.prompt_sha256 = hashlib.sha256(self.template.encode("utf-8")).hexdigest()
+
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            if base_url is None and not os.environ.get("OPENAI_BASE_URL"):
+                raise UserError(
+                    f"--judge-api-key-env {api_key_env}: that environment variable is not set; export the judge API "
+                    "key in it, or pass --judge-base-url for a local endpoint that needs no key"
+                )
+            api_key = "EMPTY"  # what vLLM and similar local servers accept when started without --api-key
+        self.api_key_env = api_key_env
+        # Our RetryPolicy is the only retry loop (max_retries=0), so attempts and waits are ours to count and test.
+        self._client = OpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout_s, max_retries=0)
+        self.base_url = redact_url(str(self._client.base_url))
+
+        self._cache: Optional[AnswerCache] = None
+        if use_cache:
+            self._cache = AnswerCache(Path(cache_dir) if cache_dir else default_judge_cache_dir())
+        self._stop = threading.Event()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "LLMJudge":
+        cache_dir = options.get("judge_cache_dir")
+        prompt = options.get("judge_prompt")
+        return cls(
+            options.get("judge_model") or "",
+            base_url=options.get("judge_base_url") or None,
+            api_key_env=_option(options, "judge_api_key_env", "OPENAI_API_KEY"),
+            concurrency=_option(options, "judge_concurrency", 8),
+            timeout_s=_option(options, "judge_timeout_s", 60.0),
+            max_retries=_option(options, "judge_max_retries", 5),
+            backoff_s=_option(options, "judge_backoff_s", 1.0),
+            backoff_max_s=_option(options, "judge_backoff_max_s", 30.0),
+            temperature=_option(options, "judge_temperature", 0.0),
+            max_tokens=_option(options, "judge_max_tokens", 256),
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            use_cache=bool(_option(options, "judge_cache", True)),
+            prompt_path=Path(prompt) if prompt else None,
+        )
+
+    # -- requests ---------------------------------------------------------------------------------------------------
+
+    def messages(self, prompt_text: str, text: str) -> list[dict[str, str]]:
+        # One user turn, no system turn: some served chat templates (older Mistral instruct ones) reject a system
+        # role, and the whole instruction lives in the template anyway.
+        return [{"role": "user", "content": render_prompt(self.template, prompt_text, text)}]
+
+    def cache_key(self, messages: list[dict[str, str]]) -> str:
+        """sha256 over everything that decides the judge's answer: endpoint model, base URL, sampling settings and
+        the full rendered messages (so a changed template or transcript is a new key)."""
+        payload = {"v": CACHE_KEY_VERSION, "model": self.model, "base_url": self.base_url,
+                   "temperature": self.temperature, "max_tokens": self.max_tokens, "messages": messages}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+    def _redact(self, text: str) -> str:
+        # The key is looked up again rather than kept on the scorer, so no attribute of ours ever holds it.
+        secret = os.environ.get(self.api_key_env)
+        return text.replace(secret, "***") if secret and secret != "EMPTY" else text
+
+    def _request(self, messages: list[dict[str, str]]) -> Optional[str]:
+        """One attempt; raises the client's errors. None when the response has no choice at all."""
+        response = self._client.chat.completions.create(
+            model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens
+        )
+        if not response.choices:
+            return None
+        return response.choices[0].message.content or ""
+
+    def _ask(self, messages: list[dict[str, str]], key: str) -> _Outcome:
+        """Request with retries; never raises for a failure of the endpoint."""
+        import openai
+
+        attempts = 0
+        while True:
+            attempts += 1
+            retry_after: Optional[float] = None
+            try:
+                content = self._request(messages)
+                if content is None:
+                    return _Outcome(error="error: malformed response (no choices)", attempts=attempts)
+                return _Outcome(answer=content, attempts=attempts)
+            except openai.APITimeoutError:
+                reason = f"timed out after {attempts} attempt(s) of {self.timeout_s:g} s"
+            except openai.APIConnectionError:
+                reason = f"connection failed after {attempts} attempt(s)"
+            except openai.APIStatusError as e:
+                if not self.retry.is_retryable_status(e.status_code):
+                    return _Outcome(error=self._not_retried(e), attempts=attempts)
+                reason = f"HTTP {e.status_code} after {attempts} attempt(s)"
+                retry_after = _retry_after(e.response)
+            except openai.APIResponseValidationError:
+                return _Outcome(error="error: malformed response", attempts=attempts)
+            retry = attempts - 1
+            if retry >= self.retry.max_retries or self._stop.is_set():
+                return _Outcome(error=f"error: {reason}", attempts=attempts)
+            if self._stop.wait(self.retry.delay(retry, key, retry_after)):
+                return _Outcome(error=f"error: {reason} (run interrupted)", attempts=attempts)
+
+    def _not_retried(self, e: Any) -> str:
+        status = e.status_code
+        if status in (401, 403):
+            # Servers quote (parts of) the offending key in these messages: say nothing of the body.
+            return f"error: HTTP {status} (not retried; check the key in ${self.api_key_env})"
+        message = ""
+        body = getattr(e, "body", None)
+        if isinstance(body, Mapping):
+            inner = body.get("error", body)
+            message = str(inner.get("message", "")) if isinstance(inner, Mapping) else str(inner)
+        message = self._redact(" ".join(message.split()))[:160]
+        return f"error: HTTP {status} (not retried)" + (f": {message}" if message else "")
+
+    # -- the ContinuationScorer interface ---------------------------------------------------------------------------
+
+    def score(self, items: Sequence[Continuation]) -> list[Score]:
+        results: list[Optional[Score]] = [None] * len(items)
+        requests: dict[str, list[dict[str, str]]] = {}
+        waiting: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            if item.text is None:
+                results[i] = Score(None, "no transcript")
+            elif item.prompt_text is None:
+                results[i] = Score(None, "no prompt transcript")
+            else:
+                messages = self.messages(item.prompt_text, item.text)
+                key = self.cache_key(messages)
+                requests.setdefault(key, messages)
+                waiting.setdefault(key, []).append(i)
+
+        answers: dict[str, str] = self._cache.get_many(waiting) if self._cache else {}
+        outcomes: dict[str, _Outcome] = {k: _Outcome(answer=a) for k, a in answers.items()}
+        todo = [k for k in waiting if k not in answers]
+        if todo:
+            outcomes.update(self._ask_all(todo, requests))
+
+        failures: Counter[str] = Counter()
+        for key, indices in waiting.items():
+            outcome = outcomes[key]
+            for i in indices:
+                if outcome.answer is None:
+                    results[i] = Score(None, outcome.error or "error: no answer", {"attempts": outcome.attempts})
+                    failures[outcome.error or "error: no answer"] += 1
+                    continue
+                value = parse_boxed_score(outcome.answer)
+                results[i] = (Score(value) if value is not None
+                              else Score(None, "unparsable", {"answer": outcome.answer}))
+        if failures:
+            summary = "; ".join(f"{n} x {reason}" for reason, n in failures.most_common())
+            log.warning("%s: %d of %d samples got no answer from %s (%s); a rerun retries only those",
+                        self.metric, sum(failures.values()), len(items), self.model, summary)
+        assert all(r is not None for r in results), "every item gets a Score"
+        return cast("list[Score]", results)
+
+    def _ask_all(self, keys: list[str], requests: dict[str, list[dict[str, str]]]) -> dict[str, _Outcome]:
+        """Ask for every key with at most `concurrency` requests in flight; answers are cached as they arrive."""
+        self._stop.clear()
+        outcomes: dict[str, _Outcome] = {}
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(keys)), thread_name_prefix="judge")
+        try:
+            futures: dict[Future[_Outcome], str] = {pool.submit(self._ask, requests[k], k): k for k in keys}
+            for future in as_completed(futures):
+                key = futures[future]
+                outcome = future.result()
+                outcomes[key] = outcome
+                if outcome.answer is not None and self._cache is not None:
+                    self._cache.put(key, outcome.answer, self.model, self.base_url)
+        except BaseException:
+            # Ctrl-C or a bug: workers stop at their next backoff instead of retrying on.
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return outcomes
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scorer": self.name,
+            "metric": self.metric,
+            "judge_model": self.model,
+            "base_url": self.base_url,
+            # Built-in templates by package path, so the description (and the run's score file key) does not
+            # depend on where the package is installed.
+            "prompt_template": (f"alignslm_eval/scoring/prompts/{self.default_template}" if self.prompt_is_builtin
+                                else str(self.prompt_path)),
+            "prompt_template_builtin": self.prompt_is_builtin,
+            "prompt_sha256": self.prompt_sha256,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "parse": PARSE_RULE,
+            "citation": self.citation,
+        }
+
+    def close(self) -> None:
+        """Close the HTTP client and the cache file."""
+        self._client.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    def __enter__(self) -> "LLMJudge":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@register_scorer("judge_gpt4o")
+class GPT4oScore(LLMJudge):
+    """Align-SLM's evaluation score: relevance and plausibility of the continuation given the prompt, 1-5."""
+
+    name = "judge_gpt4o"
+    metric = "gpt4o_score"
+    default_template = "gpt4o_score.txt"
+    citation = ("Lin et al. 2025, Align-SLM, ACL (arXiv 2411.01834): GPT-4o continuation score; \\boxed{N} answer "
+                "format as in slamkit, Maimon et al. 2025; prompt wording: alignslm's own unless --judge-prompt")
+
+
+@register_scorer("judge_rating")
+class SemanticRating(LLMJudge):
+    """Align-SLM's preference-data rating: an LLM evaluator's 1-5 semantic rating of the continuation."""
+
+    name = "judge_rating"
+    metric = "semantic_rating"
+    default_template = "semantic_rating.txt"
+    citation = ("Lin et al. 2025, Align-SLM, ACL (arXiv 2411.01834): LLM (Mistral) semantic rating for preference "
+                "data; prompt wording: alignslm's own unless --judge-prompt")

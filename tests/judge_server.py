@@ -1,0 +1,247 @@
+"""A loopback OpenAI-compatible chat-completions server for tests and benchmarks.
+
+`JudgeServer` answers POST /v1/chat/completions on 127.0.0.1 (a free port) from a background thread. What it does
+for a request is scripted by a rule table: the first rule whose marker occurs in the request's messages decides
+(an answer text, an HTTP error a number of times then an answer, or a hang), and requests matching no rule get
+`default`. It counts requests in total and per marker, records the peak number in flight and the Authorization
+headers it saw, and can add a fixed latency to every request.
+
+It is bounded: a hang waits at most `hang_s` (and ends at shutdown), idle keep-alive connections close after a few
+seconds, and the server shuts itself down after `max_lifetime_s` even if a test forgets to.
+
+    with JudgeServer({"#unparsable#": answer("no idea"), "#busy#": fail(429, times=1)}) as server:
+        client = OpenAI(base_url=server.base_url, api_key="x")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator, Mapping, Optional
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the server does for a matching request.
+
+    kind "answer": reply with `text`. kind "fail": reply HTTP `status` for the first `times` matching requests
+    (every one when `times` is None), then reply with `text`; the error message is `message`, where "{auth}" becomes
+    the request's Authorization header (a server quoting the key back, as real ones partly do). kind "hang": send
+    nothing for `hang_s` seconds.
+    """
+
+    kind: str
+    text: str = "\\boxed{3}"
+    status: int = 500
+    times: Optional[int] = None
+    hang_s: float = 0.0
+    message: Optional[str] = None
+
+
+def answer(text: str) -> Behaviour:
+    return Behaviour("answer", text=text)
+
+
+def score(n: float | int | str) -> Behaviour:
+    """A well-formed judge answer ending with the score `n`."""
+    return Behaviour("answer", text=f"The continuation follows the prompt reasonably. Score: \\boxed{{{n}}}")
+
+
+def fail(status: int, times: Optional[int] = None, then: str = "\\boxed{3}",
+         message: Optional[str] = None) -> Behaviour:
+    return Behaviour("fail", text=then, status=status, times=times, message=message)
+
+
+def hang(seconds: float) -> Behaviour:
+    return Behaviour("hang", hang_s=seconds)
+
+
+class JudgeServer:
+    """A threaded HTTP server speaking the OpenAI chat-completions protocol; see the module docstring."""
+
+    def __init__(self, rules: Optional[Mapping[str, Behaviour]] = None, default: Behaviour = score(3),
+                 latency_s: float = 0.0, max_lifetime_s: float = 300.0):
+        self.rules: dict[str, Behaviour] = dict(rules or {})
+        self.default = default
+        self.latency_s = latency_s
+        self.max_lifetime_s = max_lifetime_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.total = 0
+        self.per_marker: Counter[Optional[str]] = Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.auth_headers: set[str] = set()
+        self.bodies: list[dict[str, Any]] = []
+        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self._watchdog: Optional[threading.Timer] = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "JudgeServer":
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="judge-server", daemon=True)
+        self._thread.start()
+        self._watchdog = threading.Timer(self.max_lifetime_s, self.stop)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.cancel()
+        if self._httpd is not None:
+            httpd, self._httpd = self._httpd, None
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "JudgeServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- counters ---------------------------------------------------------------------------------------------------
+
+    def count(self, marker: Optional[str]) -> int:
+        """Requests that matched `marker` (None: requests that matched no rule)."""
+        with self._lock:
+            return self.per_marker[marker]
+
+    def reset_counts(self) -> None:
+        """Zero the request counters (and the per-rule failure budgets, so a `fail(times=1)` fails once again)."""
+        with self._lock:
+            self.total = 0
+            self.per_marker.clear()
+            self.peak_in_flight = 0
+            self.bodies.clear()
+
+    # -- request handling (called from handler threads) -------------------------------------------------------------
+
+    def _match(self, text: str) -> tuple[Optional[str], Behaviour]:
+        for marker, behaviour in self.rules.items():
+            if marker in text:
+                return marker, behaviour
+        return None, self.default
+
+    def _register(self, body: dict[str, Any], auth: Optional[str]) -> tuple[Optional[str], Behaviour, int]:
+        text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict))
+        marker, behaviour = self._match(text)
+        with self._lock:
+            self.total += 1
+            self.per_marker[marker] += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            if auth is not None:
+                self.auth_headers.add(auth)
+            self.bodies.append(body)
+            return marker, behaviour, self.per_marker[marker]
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 5  # idle keep-alive connections end on their own
+        # Headers and body go out in separate writes; with Nagle's algorithm on, the client's delayed ACK would add
+        # ~40 ms to every response and swamp the latency a benchmark injects on purpose.
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output clean
+
+        def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str) -> None:
+            kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+            self._send_json(status, {"error": {"message": message, "type": kind, "code": status}})
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send_json(200, {"object": "list", "data": [{"id": "loopback-judge", "object": "model"}]})
+            else:
+                self._error(404, f"no route {self.path}")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > 10_000_000:
+                self._error(413, "request too large")
+                return
+            raw = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._error(404, f"no route {self.path}")
+                return
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self._error(400, "body is not JSON")
+                return
+            marker, behaviour, nth = server._register(body, self.headers.get("Authorization"))
+            try:
+                if server.latency_s:
+                    server._stop.wait(server.latency_s)
+                if behaviour.kind == "hang":
+                    server._stop.wait(behaviour.hang_s)
+                    # The client gave up long ago; answering (into a closed socket) just ends the exchange.
+                    self._reply(body, behaviour.text)
+                elif behaviour.kind == "fail" and (behaviour.times is None or nth <= behaviour.times):
+                    message = behaviour.message or f"scripted failure {behaviour.status} for marker {marker!r}"
+                    self._error(behaviour.status, message.replace("{auth}", self.headers.get("Authorization", "")))
+                else:
+                    self._reply(body, behaviour.text)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            finally:
+                server._done()
+
+        def _reply(self, body: dict[str, Any], text: str) -> None:
+            prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+            completion_words = len(text.split())
+            self._send_json(200, {
+                "id": f"chatcmpl-loopback-{time.monotonic_ns()}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "loopback-judge"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
+                          "total_tokens": prompt_words + completion_words},
+            })
+
+    return Handler
+
+
+@pytest.fixture
+def judge_server() -> Iterator[JudgeServer]:
+    """A started loopback server with no rules (every request gets `\\boxed{3}`); tests add rules to `.rules`."""
+    with JudgeServer() as server:
+        yield server

@@ -1,0 +1,106 @@
+"""`alignslm-leaderboard` end to end: formats, files, one-line errors with exit status 2, plot commands."""
+
+from __future__ import annotations
+
+import json
+
+from alignslm_eval.leaderboard.cli import main
+from tests.leaderboard.factory import results_doc, task_entry, write
+
+
+def runs_dir(tmp_path):
+    write(tmp_path / "runs" / "tiny-lm" / "results_1.json",
+          results_doc({"sblimp": task_entry(0.625), "tstorycloze": task_entry(0.5, reduction="mean")}))
+    return tmp_path / "runs"
+
+
+def test_markdown_to_stdout(tmp_path, capsys):
+    assert main([str(runs_dir(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| model | size | adapter | source | sBLIMP acc (%) ↑ | tSC acc (%) ↑ |")
+    assert "| **tiny-lm** |" not in out and "| tiny-lm | 40K |  | tiny-lm/results_1.json | **62.50 ± 1.00** |" in out
+
+
+def test_format_from_output_suffix_and_bar_chart(tmp_path, capsys):
+    out = tmp_path / "board" / "lb.html"
+    assert main([str(runs_dir(tmp_path)), "--reference", "--output", str(out), "--bar-chart",
+                 str(tmp_path / "board" / "bars")]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert "slamkit-docs" in out.read_text()
+    assert (tmp_path / "board" / "bars.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "board" / "bars.svg").is_file()
+    printed = capsys.readouterr().out
+    assert f"leaderboard: {out}" in printed and "bars.svg" in printed
+
+
+def test_csv_and_latex_formats(tmp_path, capsys):
+    runs = str(runs_dir(tmp_path))
+    assert main([runs, "--format", "csv", "--tasks", "sblimp"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("tiny-lm,40K,,tiny-lm/results_1.json,run,,62.50,1.00,*")
+    assert main([runs, "--format", "latex"]) == 0
+    assert r"\textbf{62.50 $\pm$ 1.00}" in capsys.readouterr().out
+
+
+def test_old_schema_is_one_line_error_with_status_2(tmp_path, capsys):
+    runs = runs_dir(tmp_path)
+    old = write(runs / "tiny-lm" / "results_0.json", results_doc({"sblimp": task_entry(0.5)}, schema_version=0))
+    assert main([str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"alignslm-leaderboard: error: {old}: results schema_version 0 is older")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_skip_invalid_warns_and_lists_the_files(tmp_path, capsys):
+    runs = runs_dir(tmp_path)
+    write(runs / "tiny-lm" / "results_broken.json", "not json at all")
+    assert main([str(runs)]) == 2
+    assert "results_broken.json: not a JSON results file" in capsys.readouterr().err
+    assert main([str(runs), "--skip-invalid"]) == 0
+    captured = capsys.readouterr()
+    warning = captured.err.strip()
+    assert warning.startswith("alignslm-leaderboard: warning: skipped 1 invalid file(s):")
+    assert "results_broken.json" in warning
+    assert len(warning.splitlines()) == 1
+    assert "tiny-lm" in captured.out
+
+
+def test_reference_only_and_nothing_given(tmp_path, capsys):
+    assert main(["--reference", "--tasks", "tstorycloze"]) == 0
+    assert "| TWIST-1.3B | 1.3B |  | storycloze-readme | 61.3" in capsys.readouterr().out
+    assert main([]) == 2
+    assert "give runs dirs or results files" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty)]) == 2
+    assert "no results files under" in capsys.readouterr().err
+
+
+def test_reference_file_option(tmp_path, capsys):
+    ref = tmp_path / "ref.yaml"
+    ref.write_text("version: 1\nunit: percent\nsources:\n  p: {citation: 'A (2024). arXiv:1.', where: T1, protocol: "
+                   "{tokenizer: x, reduction: sum, bos_eos: x, dedup: x, dataset: x}}\n"
+                   "models:\n  - {name: Other, source: p, results: {sblimp: {accuracy: '70.0'}}}\n")
+    assert main([str(runs_dir(tmp_path)), "--reference-file", str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert "| Other |  |  | p | **70.0**[" in out and "TWIST" not in out
+
+
+def test_bad_columns_argument(tmp_path, capsys):
+    assert main([str(runs_dir(tmp_path)), "--columns", "sblimp"]) == 2
+    assert "expected TASK.METRIC" in capsys.readouterr().err
+
+
+def test_plot_commands(tmp_path, capsys):
+    log = tmp_path / "eval_log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "task": "sblimp", "metric": "accuracy", "value": 0.5 + s / 1e4})
+                           + "\n" for s in (0, 100, 200)))
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("".join(json.dumps({"prompt_id": "p", "sample": i, "score": i, "scorer": "judge"}) + "\n"
+                              for i in range(3)))
+    assert main(["plot-training", str(log), "--output", str(tmp_path / "plots" / "training")]) == 0
+    assert main(["plot-scores", str(scores), "--output", str(tmp_path / "plots" / "scores")]) == 0
+    for name in ("training", "scores"):
+        assert (tmp_path / "plots" / f"{name}.png").is_file() and (tmp_path / "plots" / f"{name}.svg").is_file()
+    capsys.readouterr()
+    assert main(["plot-scores", str(log), "--output", str(tmp_path / "x")]) == 2
+    assert "field 'prompt_id' must be a non-empty string" in capsys.readouterr().err

@@ -1,0 +1,147 @@
+"""Reading results files into rows: values, merging, protocols, and clear errors for files that are not results."""
+
+from __future__ import annotations
+
+import pytest
+
+from alignslm_eval.errors import UserError
+from alignslm_eval.leaderboard.collect import Column, collect, format_size, load_results, model_name
+from tests.leaderboard.factory import results_doc, task_entry, write
+
+SBLIMP = Column("sblimp", "accuracy")
+SWUGGY = Column("swuggy", "accuracy")
+
+
+def test_values_stderr_and_row_fields(tmp_path):
+    doc = results_doc({"sblimp": task_entry(0.625, stderr=0.02),
+                       "swuggy": task_entry(0.7, extra={"in_vocab": {"value": 0.8, "stderr": 0.03, "n": 90}},
+                                            breakdowns={"by_length": {"4": {"value": 0.5, "stderr": 0.1, "n": 4}}})},
+                      n_parameters=1_300_000_000, adapter={"name": "lora-r8", "path": "/x/lora-r8"})
+    write(tmp_path / "tiny-lm" / "results_a.json", doc)
+    (row,), skipped = collect([tmp_path])
+    assert skipped == []
+    assert (row.name, row.size, row.adapter, row.kind) == ("tiny-lm", "1.3B", "lora-r8", "run")
+    assert row.source == "tiny-lm/results_a.json"
+    assert row.values[SBLIMP].value == 0.625 and row.values[SBLIMP].stderr == 0.02
+    assert row.values[Column("swuggy", "in_vocab")].value == 0.8
+    assert row.values[Column("swuggy", "by_length/4")].value == 0.5
+    assert set(row.headlines) == {SBLIMP, SWUGGY}
+    assert row.protocols["sblimp"]["reduction"].text == "sum"
+
+
+def test_newest_file_per_task_wins_and_the_row_says_so(tmp_path):
+    old = results_doc({"sblimp": task_entry(0.50), "swuggy": task_entry(0.60)}, created="2026-01-01T00-00-00")
+    new = results_doc({"sblimp": task_entry(0.55)}, created="2026-02-01T00-00-00")
+    write(tmp_path / "m" / "results_old.json", old)
+    write(tmp_path / "m" / "results_new.json", new)
+    (row,), _ = collect([tmp_path])
+    assert row.values[SBLIMP].value == 0.55
+    assert row.values[SWUGGY].value == 0.60
+    assert row.task_files == {"sblimp": "m/results_new.json", "swuggy": "m/results_old.json"}
+    assert row.source == "2 results files"
+    assert any("m/results_old.json also scored sblimp" in n for n in row.notes)
+    assert any("sblimp from m/results_new.json" in n for n in row.notes)
+
+
+def test_other_protocol_or_tokenizer_or_weights_make_separate_rows(tmp_path):
+    variants = [
+        ({"sblimp": task_entry(0.5)}, {}),
+        ({"sblimp": task_entry(0.6, reduction="mean")}, {}),
+        ({"swuggy": task_entry(0.7)}, {"tokenizer_fp": "tok-b"}),
+        ({"sblimp": task_entry(0.4)}, {"weights": "b2" * 32}),
+    ]
+    for day, (tasks, model) in enumerate(variants, start=1):
+        write(tmp_path / f"results_{day}.json", results_doc(tasks, created=f"2026-01-0{day}T00-00-00", **model))
+    rows, _ = collect([tmp_path])
+    assert len(rows) == 4
+    names = sorted(r.name for r in rows)
+    # Same name: the weights tell different checkpoints apart, the run time tells protocols apart.
+    assert "tiny-lm (weights b2b2b2b2)" in names
+    assert sum("weights a1a1a1a1, 2026-01-0" in n for n in names) == 3
+
+
+def test_model_name_prefers_name_then_hub_id_then_model_argument():
+    assert model_name({"name": "my-lm", "path": "/x/model"}) == "my-lm"
+    assert model_name({"hub_id": "slprl/slam", "local_dir": "/cache/abc"}) == "slprl/slam"
+    assert model_name({"path": "/cache/demo/v1/model"}, ["alignslm-eval", "--model", "demo"]) == "demo"
+    assert model_name({"path": "/ckpt/twist-350m"}) == "twist-350m"
+
+
+def test_format_size():
+    assert [format_size(n) for n in (40_000, 648_320, 1_300_000_000, 7_000_000_000, 999, None)] == [
+        "40K", "648K", "1.3B", "7B", "999", ""]
+
+
+def test_missing_headline_metric_is_a_note_not_a_crash(tmp_path):
+    write(tmp_path / "results_r.json", results_doc({"sblimp": task_entry(None)}))
+    (row,), _ = collect([tmp_path])
+    assert SBLIMP not in row.values
+    assert "headline metric 'accuracy' of sblimp is not in its metrics" in row.missing[SBLIMP]
+
+
+def test_nan_value_is_missing(tmp_path):
+    write(tmp_path / "results_r.json", results_doc({"sblimp": task_entry(float("nan"))}))
+    (row,), _ = collect([tmp_path])
+    assert "has no value" in row.missing[SBLIMP]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not a JSON results file"),
+    ({"submission": "dev.txt", "gold": "g", "tasks": {}}, "not an alignslm-eval results file"),
+    ([1, 2], "not an alignslm-eval results file"),
+])
+def test_non_results_files_name_the_file(tmp_path, content, message):
+    path = write(tmp_path / "runs" / "m" / "results_stray.json", content)
+    with pytest.raises(UserError) as e:
+        collect([tmp_path / "runs"])
+    assert str(path) in str(e.value) and message in str(e.value) and "--skip-invalid" in str(e.value)
+
+
+def test_older_schema_says_rerun(tmp_path):
+    path = write(tmp_path / "results_old.json", results_doc({"sblimp": task_entry(0.5)}, schema_version=0))
+    with pytest.raises(UserError) as e:
+        load_results(path)
+    assert str(path) in str(e.value) and "older" in str(e.value) and "re-run alignslm-eval" in str(e.value)
+
+
+def test_unknown_schema_value(tmp_path):
+    path = write(tmp_path / "results_x.json", results_doc({"sblimp": task_entry(0.5)}, schema_version="v1"))
+    with pytest.raises(UserError, match="unknown results schema_version 'v1'"):
+        load_results(path)
+
+
+def test_newer_schema_says_upgrade(tmp_path):
+    path = write(tmp_path / "results_new.json", results_doc({"sblimp": task_entry(0.5)}, schema_version=2))
+    with pytest.raises(UserError, match="upgrade alignslm"):
+        load_results(path)
+
+
+def test_malformed_metric_names_the_field(tmp_path):
+    doc = results_doc({"sblimp": task_entry(0.5)})
+    doc["tasks"]["sblimp"]["result"]["metrics"]["accuracy"] = 0.5
+    path = write(tmp_path / "results_r.json", doc)
+    with pytest.raises(UserError, match=r"tasks\.sblimp\.result\.metrics\.accuracy"):
+        load_results(path)
+
+
+def test_skip_invalid_collects_the_rest_and_lists_skipped(tmp_path):
+    write(tmp_path / "results_good.json", results_doc({"sblimp": task_entry(0.5)}))
+    write(tmp_path / "results_old.json", results_doc({"sblimp": task_entry(0.5)}, schema_version=0))
+    write(tmp_path / "results_junk.json", "]")
+    rows, skipped = collect([tmp_path], skip_invalid=True)
+    assert len(rows) == 1 and len(skipped) == 2
+    assert any("results_old.json" in s for s in skipped) and any("results_junk.json" in s for s in skipped)
+
+
+def test_only_results_files_are_read_and_missing_paths_fail(tmp_path):
+    write(tmp_path / "m" / "results_a.json", results_doc({"sblimp": task_entry(0.5)}))
+    write(tmp_path / "m" / "results_a.md", "| table |")
+    write(tmp_path / "m" / "items" / "sblimp-x.jsonl", "{}\n")
+    write(tmp_path / "m" / "continuations" / "abc" / "run.json", {"sampling": {}})  # alignslm-eval's own manifest
+    rows, _ = collect([tmp_path])
+    assert len(rows) == 1
+    given = write(tmp_path / "notes.json", {"not": "results"})  # a file named on the command line is checked
+    with pytest.raises(UserError, match="not an alignslm-eval results file"):
+        collect([given])
+    with pytest.raises(UserError, match="no such file or directory"):
+        collect([tmp_path / "nope"])

@@ -1,0 +1,106 @@
+"""The continuation pipeline end to end: real speech prompts -> tiny unit LM -> Griffin-Lim -> pocketsphinx ->
+GenPPL (tiny text LM), auto-BLEU, silence; resuming, re-scoring, prompt cutting."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from alignslm_eval.cli import main
+from alignslm_eval.continuation import find_prompts
+from alignslm_eval.demo.train_lm import train_text_lm
+from alignslm_eval.models.hf_unit_lm import HFUnitLM
+from tests.benchmark_fixtures import make_model_dir, make_prompts
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from tests.conftest import SHARED_DATA
+
+    root = tmp_path_factory.mktemp("cont")
+    model = make_model_dir(SHARED_DATA, root / "model")
+    make_prompts(SHARED_DATA, root / "data" / "prompts")
+    text_lm = root / "text_lm"
+    train_text_lm(["if the reader will excuse me", "i will say nothing of my antecedents",
+                   "nor of the circumstances which led me"], text_lm, steps=20)
+    return root, model, text_lm
+
+
+def run_eval(root, model, text_lm, out, *extra):
+    args = ["--model", str(model), "--tasks", "continuation,audio_quality", "--data-root", str(root / "data"),
+            "--text-lm", str(text_lm), "--output-path", str(out), "--set", "continuation.max_new_tokens=40",
+            "--set", "audio_quality.max_new_tokens=40", "--log-samples", *extra]
+    return main(args)
+
+
+def test_pipeline_writes_scores_and_samples(setup, tmp_path, capsys):
+    root, model, text_lm = setup
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0, capsys.readouterr().err
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    cont = results["tasks"]["continuation"]
+    assert set(cont["result"]["metrics"]) == {"genppl", "auto_bleu"}
+    assert "pocketsphinx" in json.dumps(cont["pipeline"]["asr"]) and "griffin_lim" in json.dumps(cont["pipeline"])
+    assert cont["pipeline"]["scorers"]["genppl"]["direction"] == "lower"
+    assert cont["pipeline"]["sampling"]["max_new_tokens"] == 40
+    quality = results["tasks"]["audio_quality"]
+    # The two tasks sample with the same settings, so they share one run of continuations.
+    assert quality["pipeline"]["run_dir"] == cont["pipeline"]["run_dir"]
+    rows = [json.loads(l) for l in open(cont["files"]["samples"])]
+    assert len(rows) == 3
+    for row in rows:
+        assert Path(row["wav"]).is_file() and row["text"] is not None and row["prompt_text"] is not None
+        assert set(row["scores"]) == {"genppl", "auto_bleu"}
+        wav, rate = sf.read(row["wav"])
+        assert rate == 16000
+    out = capsys.readouterr().out
+    assert "| continuation | **genppl** |" in out and "%" not in out.split("| continuation | **genppl** |")[1].split("\n")[0]
+
+
+def test_rerun_resamples_nothing_and_rescoring_needs_no_model(setup, tmp_path, capsys, monkeypatch):
+    root, model, text_lm = setup
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0
+    monkeypatch.setattr(HFUnitLM, "generate", lambda *a, **k: pytest.fail("sampled again"))
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0
+    results = json.loads(sorted((tmp_path / "runs" / "model").glob("results_*.json"))[-1].read_text())
+    run_dir = results["tasks"]["continuation"]["pipeline"]["run_dir"]
+    monkeypatch.setattr(HFUnitLM, "from_args", lambda *a, **k: pytest.fail("loaded a model"))
+    code = main(["score", run_dir, "--scorers", "auto_bleu,silence_ratio", "--output", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    rescored = json.loads((tmp_path / "r.json").read_text())["tasks"]["rescore"]
+    assert set(rescored["result"]["metrics"]) == {"auto_bleu", "silence_ratio"}
+    original = results["tasks"]["continuation"]["result"]["metrics"]["auto_bleu"]
+    assert rescored["result"]["metrics"]["auto_bleu"] == original
+
+
+def test_continuations_are_reproducible_and_independent_of_other_prompts(setup):
+    root, model, _ = setup
+    from alignslm_eval.api.model import SamplingConfig
+
+    lm = HFUnitLM.from_args(str(model))
+    prompt = np.arange(30) % 16
+    config = SamplingConfig(n=4, max_new_tokens=20)
+    first = lm.generate(prompt, config, seed=11)
+    lm.generate(np.arange(5), config, seed=3)  # another prompt in between
+    again = lm.generate(prompt, config, seed=11)
+    assert len(first) == 4 and all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(c.min() >= 0 and c.max() < lm.vocab.n_units for c in first if len(c))
+
+
+def test_prompt_cut_at_the_word_end_nearest_3s(tmp_path):
+    (tmp_path / "utt1.wav").write_bytes(b"")
+    sf.write(tmp_path / "utt1.wav", np.zeros(16000 * 5, dtype=np.float32), 16000)
+    (tmp_path / "align.ctm").write_text(
+        "utt1 1 0.10 0.50 the\nutt1 1 0.70 0.90 cat\nutt1 1 1.70 1.40 walked\nutt1 1 3.20 0.60 home\n")
+    [prompt] = find_prompts(tmp_path, 3.0, tmp_path / "align.ctm")
+    assert prompt.cut_s == pytest.approx(3.1) and prompt.reference == "the cat walked"
+    [plain] = find_prompts(tmp_path, 3.0)
+    assert plain.cut_s is None and plain.reference is None
+
+
+def test_missing_text_lm_is_a_one_line_error(setup, tmp_path, capsys):
+    root, model, _ = setup
+    code = main(["--model", str(model), "--tasks", "continuation", "--data-root", str(root / "data"),
+                 "--output-path", str(tmp_path)])
+    assert code == 2 and "--text-lm" in capsys.readouterr().err.strip().splitlines()[-1]
