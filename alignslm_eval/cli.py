@@ -97,6 +97,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at most")
     g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds before a judge request is retried")
     g.add_argument("--judge-prompt", type=Path, help="judge prompt template file with {prompt} and {continuation}")
+    g.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed judge request")
+    g.add_argument("--judge-temperature", type=float, default=0.0)
+    g.add_argument("--judge-max-tokens", type=int, default=256)
 
 
 def _component_spec(value: str, args_text: str, flag: str) -> tuple[str, dict[str, str]]:
@@ -131,7 +134,9 @@ def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {
         "text_lm": args.text_lm, "judge_model": args.judge_model, "judge_base_url": args.judge_base_url,
         "judge_api_key_env": args.judge_api_key_env, "judge_concurrency": args.judge_concurrency,
-        "judge_timeout_s": args.judge_timeout, "device": getattr(args, "device", "cpu"),
+        "judge_timeout_s": args.judge_timeout, "judge_max_retries": args.judge_max_retries,
+        "judge_temperature": args.judge_temperature, "judge_max_tokens": args.judge_max_tokens,
+        "device": getattr(args, "device", "cpu"),
     }
     if args.judge_prompt:
         options["judge_prompt"] = str(args.judge_prompt)

@@ -204,7 +204,9 @@ class ContinuationRun:
         path = self.root / "scores" / f"{scorer.metric}-{key_of(scorer.describe())}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         (path.with_suffix(".json")).write_text(json.dumps(scorer.describe(), indent=2, default=str) + "\n")
-        done = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)}
+        # Errors (a judge that timed out, a server that failed) are not final: a rerun tries those items again.
+        done = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)
+                if not str(row.get("status", "")).startswith("error")}
         todo = [i for i in items if _item_key(i) not in done]
         with open(path, "a", encoding="utf-8") as log:
             # Chunks: the scorer may batch or run requests concurrently within one, and each finished chunk is on

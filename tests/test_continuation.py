@@ -104,3 +104,31 @@ def test_missing_text_lm_is_a_one_line_error(setup, tmp_path, capsys):
     code = main(["--model", str(model), "--tasks", "continuation", "--data-root", str(root / "data"),
                  "--output-path", str(tmp_path)])
     assert code == 2 and "--text-lm" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_whole_chain_with_the_loopback_judge(setup, tmp_path, capsys, monkeypatch):
+    """units -> Griffin-Lim wav -> pocketsphinx -> OpenAI-protocol judge on 127.0.0.1 -> scores in the results."""
+    from tests.judge_server import JudgeServer
+
+    root, model, text_lm = setup
+    monkeypatch.setenv("ALIGNSLM_TEST_JUDGE_KEY", "sk-test-secret-123")
+    with JudgeServer() as server:
+        args = ["--model", str(model), "--tasks", "gpt4o_score", "--data-root", str(root / "data"),
+                "--output-path", str(tmp_path / "runs"), "--set", "gpt4o_score.max_new_tokens=40",
+                "--judge-model", "judge-test", "--judge-base-url", server.base_url,
+                "--judge-api-key-env", "ALIGNSLM_TEST_JUDGE_KEY", "--log-samples"]
+        assert main(args) == 0, capsys.readouterr().err
+        sent = server.total
+        results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+        entry = results["tasks"]["gpt4o_score"]
+        rows = [json.loads(l) for l in open(entry["files"]["samples"])]
+        answered = [r for r in rows if r["scores"]["gpt4o_score"]["status"] == "ok"]
+        # Prompts whose continuation transcribes to nothing are not sent; every sent one got the server's 3.
+        assert sent == len(answered) > 0 and all(r["scores"]["gpt4o_score"]["value"] == 3 for r in answered)
+        assert entry["pipeline"]["scorers"]["gpt4o_score"]["judge_model"] == "judge-test"
+        # A second run re-asks nothing.
+        assert main(args) == 0
+        assert server.total == sent
+    for path in (tmp_path / "runs").rglob("*"):
+        if path.is_file():
+            assert b"sk-test-secret-123" not in path.read_bytes()

@@ -226,6 +226,7 @@ class LLMJudge(ContinuationScorer):
     metric = "llm_judge"
     direction = "higher"
     needs = ("text",)
+    required_options = ("judge_model",)
     #: file in prompts/ used when no --judge-prompt is given
     default_template: ClassVar[str] = ""
     citation: ClassVar[str] = ""
