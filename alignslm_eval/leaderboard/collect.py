@@ -35,8 +35,9 @@ DIRECTIONS: dict[str, str] = {
     "ppl": "lower",
     "wer": "lower",
 }
-# Stored as fractions in [0, 1] in results files, shown as percentages.
-PERCENT_METRICS = frozenset({"accuracy", "accuracy_micro", "in_vocab", "scored_fraction"})
+# Stored as fractions in [0, 1] in results files, shown as percentages. auto-BLEU too: slamkit's published values
+# (e.g. 3.20 for TWIST-1.3B) are percentages of repeated bigrams, while its pair filter uses the fraction 0.3.
+PERCENT_METRICS = frozenset({"accuracy", "accuracy_micro", "in_vocab", "scored_fraction", "auto_bleu"})
 # Breakdowns are accuracies over a subset of items (likelihood tasks), except these, named by breakdown.
 BREAKDOWN_KINDS = {"scored_fraction": "scored_fraction"}
 # The order tasks appear in; other tasks follow alphabetically.
