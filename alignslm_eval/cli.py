@@ -58,6 +58,7 @@ def run_parser() -> argparse.ArgumentParser:
                    help="hub id, local checkpoint dir, or 'demo' (tiny model + benchmark built offline on first use)")
     p.add_argument("--model-backend", default="hf", help="registered model back-end (see `alignslm-eval ls`)")
     p.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    p.add_argument("--adapter", help="LoRA adapter dir (e.g. from alignslm-train) applied on top of --model")
     p.add_argument("--unit-convention", choices=["twist", "slam"], help="override how units map to token ids")
     p.add_argument("--unit-offset", type=int, help="TWIST convention: token id of unit 0")
     p.add_argument("--n-units", type=int, help="size of the unit inventory (default: from the checkpoint)")
@@ -156,10 +157,14 @@ def _unrunnable(specs: list, options: dict[str, Any]) -> dict[str, str]:
     return reasons
 
 
-def model_name(model: str) -> str:
+def model_name(model: str, adapter: Optional[str] = None) -> str:
+    """Folder name of a run: the checkpoint dir's name or the hub id, plus the adapter's round when one is applied."""
     path = Path(model)
-    name = path.name if path.exists() else model.replace("/", "__")
-    return name or "model"
+    name = (path.name if path.exists() else model.replace("/", "__")) or "model"
+    if adapter:
+        a = Path(adapter).resolve()
+        name += "+" + (a.parent.name if a.name == "adapter" else a.name)
+    return name
 
 
 def _spec_file(path: Optional[Path], flag: str) -> tuple[str, dict[str, str]]:
@@ -179,7 +184,8 @@ def _spec_file(path: Optional[Path], flag: str) -> tuple[str, dict[str, str]]:
     return name, kwargs
 
 
-def _tokenizer(args: argparse.Namespace, model_dir: Optional[str]):
+def speech_tokenizer(args: argparse.Namespace, model_dir: Optional[str]):
+    """The speech tokenizer from --tokenizer flags, else the one the model dir names."""
     from alignslm_eval.api.registry import TOKENIZERS
 
     if args.tokenizer:
@@ -223,7 +229,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         print(f"alignslm-eval: skipping {name}: {reason}", file=sys.stderr)
     specs = [s for s in specs if s.name not in skipped]
     settings = EvalSettings(
-        output_dir=args.output_path / model_name(args.model),
+        output_dir=args.output_path / model_name(args.model, args.adapter),
         data_root=data_root,
         task_data=_task_data(args.task_data),
         cache_dir=cache_dir,
@@ -238,8 +244,9 @@ def cmd_run(argv: Sequence[str]) -> int:
     lm = MODELS.get(args.model_backend).from_args(
         model, device=args.device, dtype=args.dtype, revision=args.revision,
         unit_convention=args.unit_convention, unit_offset=args.unit_offset, n_units=args.n_units,
+        adapter=args.adapter,
     )
-    tokenizer = _tokenizer(args, lm.describe().get("local_dir"))
+    tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
     settings.components = pipeline_components(args, lm.describe().get("local_dir"))
     results, path = evaluate(tasks, lm, tokenizer, settings)
     print(markdown_summary(results))

@@ -19,3 +19,11 @@ def _offline(monkeypatch, tmp_path):
     # Tests never touch the network or the user's caches.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("ALIGNSLM_CACHE", str(tmp_path / "alignslm-cache"))
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The embedded demo, built once per test session (about 40 s) and shared by the tests that need it."""
+    from alignslm_eval.demo import ensure_demo
+
+    return ensure_demo(tmp_path_factory.mktemp("demo-cache"))

@@ -15,6 +15,7 @@ seconds, and the server shuts itself down after `max_lifetime_s` even if a test 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -60,6 +61,12 @@ def fail(status: int, times: Optional[int] = None, then: str = "\\boxed{3}",
 
 def hang(seconds: float) -> Behaviour:
     return Behaviour("hang", hang_s=seconds)
+
+
+def hashed_score() -> Behaviour:
+    """A score from 1 to 5 that depends on the request's text only: varied across samples, stable across runs
+    (what a training-loop test needs to form preference pairs deterministically)."""
+    return Behaviour("hash")
 
 
 class JudgeServer:
@@ -213,6 +220,10 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
                     server._stop.wait(behaviour.hang_s)
                     # The client gave up long ago; answering (into a closed socket) just ends the exchange.
                     self._reply(body, behaviour.text)
+                elif behaviour.kind == "hash":
+                    content = json.dumps(body.get("messages", []), sort_keys=True).encode()
+                    n = 1 + int(hashlib.sha256(content).hexdigest(), 16) % 5
+                    self._reply(body, f"Rated by content hash. \\boxed{{{n}}}")
                 elif behaviour.kind == "fail" and (behaviour.times is None or nth <= behaviour.times):
                     message = behaviour.message or f"scripted failure {behaviour.status} for marker {marker!r}"
                     self._error(behaviour.status, message.replace("{auth}", self.headers.get("Authorization", "")))

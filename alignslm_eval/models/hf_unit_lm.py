@@ -39,6 +39,7 @@ class HFUnitLM(UnitLM):
         unit_convention: Optional[str] = None,
         unit_offset: Optional[int] = None,
         n_units: Optional[int] = None,
+        adapter: Optional[str] = None,
         **_: Any,
     ) -> "HFUnitLM":
         if dtype not in DTYPES:
@@ -59,6 +60,9 @@ class HFUnitLM(UnitLM):
             except (OSError, ValueError, KeyError) as e:
                 raise UserError(f"{checkpoint}: not a loadable causal LM checkpoint ({_first_line(e)})")
         vocab = _vocabulary(checkpoint, config, lm, unit_convention, unit_offset, n_units)
+        adapters = []
+        if adapter:
+            lm, adapters = load_adapter_chain(lm, Path(adapter))
         try:
             lm = lm.to(device)
         except (RuntimeError, AssertionError) as e:
@@ -71,6 +75,8 @@ class HFUnitLM(UnitLM):
             dtype=str(torch_dtype).replace("torch.", ""),
             device=device,
         )
+        if adapters:
+            provenance["adapter"] = adapters
         return cls(lm, vocab, provenance)
 
     def describe(self) -> dict[str, Any]:
@@ -167,6 +173,31 @@ class HFUnitLM(UnitLM):
         sums = (token_lp.double() * scored.double()).sum(dim=1).cpu().tolist()
         counts = scored.sum(dim=1).long().cpu().tolist()
         return [LogLikelihood(float(s), int(n)) for s, n in zip(sums, counts)]
+
+
+ADAPTER_CHAIN_FILE = "alignslm_adapter_chain.json"
+
+
+def load_adapter_chain(lm: torch.nn.Module, adapter_dir: Path) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """Apply a LoRA adapter, after merging the adapters it was trained on top of.
+
+    A curriculum round k+1 trains a fresh adapter on the model with rounds 1..k merged in (so its DPO reference is
+    round k's policy); its dir lists those earlier adapters in `alignslm_adapter_chain.json`, paths relative to it.
+    Returns the model and, for the results file, each adapter's path and weights fingerprint in order."""
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise UserError(f"--adapter {adapter_dir}: no adapter_config.json; pass a LoRA adapter dir written by "
+                        "alignslm-train (e.g. runs/align/round-1/adapter)")
+    chain_file = adapter_dir / ADAPTER_CHAIN_FILE
+    earlier = json.loads(chain_file.read_text()) if chain_file.is_file() else []
+    applied = []
+    for path in [*(adapter_dir / p for p in earlier), adapter_dir]:
+        if not (path / "adapter_config.json").is_file():
+            raise UserError(f"{chain_file}: adapter {path} listed but missing; keep the curriculum's round dirs together")
+        lm = PeftModel.from_pretrained(lm, str(path)).merge_and_unload()
+        applied.append({"path": str(path.resolve()), "weights_fingerprint": weights_fingerprint(path)})
+    return lm, applied
 
 
 def _first_line(e: BaseException) -> str:

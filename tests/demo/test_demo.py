@@ -9,15 +9,15 @@ from alignslm_eval.demo import DEMO_VERSION, ensure_demo
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory, demo):
     root = tmp_path_factory.mktemp("demo")
-    code = main(["--model", "demo", "--tasks", "all", "--cache-dir", str(root / "cache"),
+    code = main(["--model", "demo", "--tasks", "all", "--cache-dir", str(demo.root.parent.parent),
                  "--output-path", str(root / "runs")])
-    return code, root
+    return code, root, demo
 
 
 def test_demo_runs_every_task(demo_run):
-    code, root = demo_run
+    code, root, _ = demo_run
     assert code == 0
     results = json.loads(next((root / "runs" / "demo").glob("results_*.json")).read_text())
     assert set(results["tasks"]) == {"swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon", "continuation",
@@ -38,13 +38,14 @@ def test_demo_runs_every_task(demo_run):
 
 
 def test_demo_model_learnt_from_its_speech(demo_run):
-    _, root = demo_run
-    record = json.loads((root / "cache" / "demo" / f"v{DEMO_VERSION}" / "model" / "training.json").read_text())
+    _, _, demo = demo_run
+    assert demo.root.name == f"v{DEMO_VERSION}"
+    record = json.loads((demo.model_dir / "training.json").read_text())
     assert record["loss_last_50_steps"] < record["loss_first_50_steps"] / 2
 
 
 def test_second_use_reuses_the_cache(demo_run, monkeypatch):
-    _, root = demo_run
+    _, _, built = demo_run
     import alignslm_eval.demo as demo_module
 
     def no_rebuild(*args, **kwargs):
@@ -53,5 +54,5 @@ def test_second_use_reuses_the_cache(demo_run, monkeypatch):
     monkeypatch.setattr(demo_module, "_train_model", no_rebuild)
     monkeypatch.setattr(demo_module, "_build_benchmark", no_rebuild)
     monkeypatch.setattr(demo_module, "_speak_training_sentences", no_rebuild)
-    demo = ensure_demo(root / "cache")
+    demo = ensure_demo(built.root.parent.parent)
     assert (demo.model_dir / "config.json").is_file() and (demo.data_root / "lexical" / "dev" / "gold.csv").is_file()

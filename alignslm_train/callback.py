@@ -1,0 +1,77 @@
+"""Mid-training evaluation: run registered eval tasks on the policy being trained, every K optimiser steps.
+
+Each evaluation writes an ordinary results file (under `<round>/eval/step-<n>/`) and one line per headline metric to
+`<round>/eval_log.jsonl` ({step, task, metric, value, stderr, run}), the input of `alignslm-leaderboard
+plot-training`. When TensorBoard or Weights & Biases is installed and active, the same numbers go there too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from transformers import TrainerCallback
+
+from alignslm_eval.api.task import load_specs
+from alignslm_eval.evaluator import EvalSettings, evaluate, prepare_tasks
+from alignslm_eval.models.hf_unit_lm import HFUnitLM
+from alignslm_eval.vocab import UnitVocabulary
+
+
+class EvalCallback(TrainerCallback):
+    def __init__(self, tasks: list[str], every: int, out_dir: Path, vocab: UnitVocabulary, tokenizer,
+                 data_root: Optional[Path], limit: Optional[int], cache_dir: Path, run_name: str,
+                 components=None, batch_size: int = 8):
+        self.every = every
+        self.out_dir = Path(out_dir)
+        self.vocab, self.tokenizer, self.run_name = vocab, tokenizer, run_name
+        self.settings = EvalSettings(output_dir=self.out_dir / "eval", data_root=data_root, cache_dir=cache_dir,
+                                     limit=limit, batch_size=batch_size)
+        if components is not None:
+            self.settings.components = components
+        # Validate the tasks' data now, not at the first evaluation an hour into training.
+        self.tasks = prepare_tasks(load_specs(tasks), self.settings)
+        self._tensorboard = _tensorboard_writer(self.out_dir / "tensorboard")
+
+    def on_step_end(self, args, state, control, model=None, **kwargs: Any):
+        if self.every and state.global_step % self.every == 0 and model is not None:
+            self.run(model, state.global_step)
+        return control
+
+    def run(self, model, step: int) -> dict[str, Any]:
+        was_training = model.training
+        lm = HFUnitLM(model, self.vocab, {"backend": "hf", "training_run": self.run_name, "step": step})
+        self.settings.output_dir = self.out_dir / "eval" / f"step-{step}"
+        try:
+            results, path = evaluate(self.tasks, lm, self.tokenizer, self.settings)
+        finally:
+            model.train(was_training)
+        with open(self.out_dir / "eval_log.jsonl", "a", encoding="utf-8") as log:
+            for task, entry in results["tasks"].items():
+                name = entry["result"]["headline"]
+                metric = entry["result"]["metrics"][name]
+                row = {"step": step, "task": task, "metric": name, "value": metric["value"],
+                       "stderr": metric["stderr"], "run": self.run_name, "results": str(path)}
+                log.write(json.dumps(row) + "\n")
+                if self._tensorboard is not None:
+                    self._tensorboard.add_scalar(f"eval/{task}/{name}", metric["value"], step)
+                _wandb_log({f"eval/{task}/{name}": metric["value"]}, step)
+        return results
+
+
+def _tensorboard_writer(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(folder))
+
+
+def _wandb_log(values: dict[str, float], step: int) -> None:
+    try:
+        import wandb
+    except ImportError:  # wandb is optional
+        return
+    if wandb.run is not None:
+        wandb.log(values, step=step)

@@ -1,0 +1,169 @@
+"""The Align-SLM loop (Lin et al. 2025, Figure 1): per round, sample -> score -> pairs -> DPO.
+
+Round k samples from round k-1's policy (the base model for k = 1) and its pair thresholds come from the curriculum
+schedule. Every stage writes its artefacts under `<output>/round-<k>/` and skips work already on disk:
+
+    continuations/<key>/   samples, vocoded wavs, transcripts, per-scorer scores (alignslm_eval.continuation)
+    scores.jsonl           every sample's score per scorer (input of the score-distribution plots)
+    pairs.jsonl            the preference pairs; pairs_report.json: counts, and why prompts gave no pair
+    score_hist.png/.svg    score distributions of the round (the paper's Figures 3-5 kind of plot)
+    checkpoints/           DPO trainer checkpoints (a killed DPO stage resumes from the last one)
+    adapter/               the round's LoRA adapter; alignslm_adapter_chain.json lists the rounds merged under it
+    eval_log.jsonl         mid-training evaluations; eval/ their results files
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from alignslm_eval.api.model import SamplingConfig
+from alignslm_eval.api.registry import SCORERS
+from alignslm_eval.continuation import ContinuationRun, find_prompts
+from alignslm_eval.errors import UserError
+from alignslm_eval.models.hf_unit_lm import ADAPTER_CHAIN_FILE, HFUnitLM
+from alignslm_eval.pipeline import PipelineComponents, score_continuations
+from alignslm_train.pairs import RULE_METRICS, Candidate, Pair, Sample, select_pairs
+
+#: chosen_min, rejected_max of the judge rule per round; later rounds reuse the last entry. Secondary summary of the
+#: Align-SLM paper (exact values not verifiable offline): round 1 >= 3 / <= 1, round 2 >= 4 / <= 2.
+DEFAULT_SCHEDULE = [[3.0, 1.0], [4.0, 2.0]]
+COMPLETE = "COMPLETE.json"
+
+
+@dataclass
+class AlignConfig:
+    model: str
+    prompts: Path
+    output_dir: Path
+    rounds: int = 1
+    #: continuations per prompt (Align-SLM samples several; 5 per a secondary summary, not verifiable offline)
+    samples_per_prompt: int = 5
+    temperature: float = 0.8  # TWIST/slamkit continuation sampling
+    top_k: Optional[int] = 25
+    top_p: Optional[float] = None
+    max_new_tokens: int = 150
+    prompt_seconds: float = 3.0  # Align-SLM and slamkit use 3 s prompts
+    pair_rule: str = "judge_threshold"
+    schedule: list[list[float]] = field(default_factory=lambda: [list(x) for x in DEFAULT_SCHEDULE])
+    max_auto_bleu: Optional[float] = 0.3  # slamkit's filter on prompt + chosen
+    eval_tasks: list[str] = field(default_factory=list)
+    eval_every: int = 0
+    eval_limit: Optional[int] = 20
+    eval_data_root: Optional[Path] = None
+    seed: int = 0
+
+    def round_dir(self, k: int) -> Path:
+        return Path(self.output_dir) / f"round-{k}"
+
+    def rule_args(self, k: int) -> dict[str, Any]:
+        if self.pair_rule != "judge_threshold":
+            return {}
+        chosen_min, rejected_max = self.schedule[min(k, len(self.schedule)) - 1]
+        return {"chosen_min": chosen_min, "rejected_max": rejected_max}
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(n=self.samples_per_prompt, temperature=self.temperature, top_k=self.top_k,
+                              top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed)
+
+
+def previous_adapter(config: AlignConfig, k: int) -> Optional[Path]:
+    if k == 1:
+        return None
+    adapter = config.round_dir(k - 1) / "adapter"
+    if not (config.round_dir(k - 1) / COMPLETE).is_file():
+        raise UserError(f"round {k} samples from round {k - 1}'s policy, but {config.round_dir(k - 1)} is not "
+                        f"finished; run round {k - 1} first (alignslm-train resumes it)")
+    return adapter
+
+
+def policy(config: AlignConfig, k: int, device: str = "cpu") -> HFUnitLM:
+    """The model that samples round k: the base with rounds 1..k-1 applied."""
+    adapter = previous_adapter(config, k)
+    return HFUnitLM.from_args(config.model, device=device, adapter=str(adapter) if adapter else None)
+
+
+def stage_sample(config: AlignConfig, k: int, lm: HFUnitLM, tokenizer) -> ContinuationRun:
+    prompts = find_prompts(config.prompts, config.prompt_seconds)
+    run = ContinuationRun.create(config.round_dir(k) / "continuations", lm, tokenizer, config.sampling(),
+                                 config.prompt_seconds)
+    run.sample(prompts, lm, tokenizer)
+    return run
+
+
+def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: PipelineComponents) -> Path:
+    """Score every sample with the rule's scorer and auto-BLEU, through the same scorers the eval tasks use."""
+    metric = RULE_METRICS[config.pair_rule]
+    names = {"semantic_rating": "judge_rating", "genppl": "genppl"}[metric], "auto_bleu"
+    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in names]
+    items = run.items()
+    scores, _ = score_continuations(run, items, run.prompts(), scorers, components)
+    path = config.round_dir(k) / "scores.jsonl"
+    with open(path.with_suffix(".tmp"), "w", encoding="utf-8") as f:
+        for i, item in enumerate(items):
+            f.write(json.dumps({"prompt_id": item.prompt_id, "sample": item.sample, "text": item.text,
+                                "prompt_text": item.prompt_text, "units": item.units,
+                                "scores": {m: v[i].value for m, v in scores.items()},
+                                "status": {m: v[i].status for m, v in scores.items()}}) + "\n")
+    path.with_suffix(".tmp").replace(path)
+    return path
+
+
+def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]:
+    rows = [json.loads(line) for line in open(config.round_dir(k) / "scores.jsonl", encoding="utf-8")]
+    prompt_units = {r["prompt_id"]: r["prompt_units"]
+                    for r in map(json.loads, open(run.root / "samples.jsonl", encoding="utf-8"))}
+    candidates: dict[str, Candidate] = {}
+    for r in rows:
+        c = candidates.setdefault(r["prompt_id"], Candidate(r["prompt_id"], prompt_units[r["prompt_id"]],
+                                                            r["prompt_text"], []))
+        c.samples.append(Sample(r["sample"], r["units"], r["text"], r["scores"]))
+    rule_args = config.rule_args(k)
+    pairs, reasons = select_pairs(list(candidates.values()), config.pair_rule, rule_args, config.max_auto_bleu)
+    out = config.round_dir(k)
+    with open(out / "pairs.jsonl.tmp", "w", encoding="utf-8") as f:
+        for p in pairs:
+            f.write(json.dumps(p.to_json()) + "\n")
+    (out / "pairs.jsonl.tmp").replace(out / "pairs.jsonl")
+    report = {"round": k, "rule": config.pair_rule, "rule_args": rule_args, "max_auto_bleu": config.max_auto_bleu,
+              "prompts": len(candidates), "pairs": len(pairs), "no_pair": dict(reasons)}
+    (out / "pairs_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot_scores(rows, out)
+    return pairs
+
+
+def _plot_scores(rows: list[dict[str, Any]], out: Path) -> None:
+    from alignslm_eval.leaderboard.plots import save_figure, scores_figure
+
+    flat = [{"prompt_id": r["prompt_id"], "sample": r["sample"], "score": v, "scorer": m}
+            for r in rows for m, v in r["scores"].items() if v is not None]
+    if flat:
+        with open(out / "scores_flat.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(x) + "\n" for x in flat)
+        from alignslm_eval.leaderboard.plots import read_scores
+
+        save_figure(scores_figure(read_scores(out / "scores_flat.jsonl")), out / "score_hist")
+
+
+def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, callbacks=None) -> Path:
+    from alignslm_train.dpo import PreferencePair, train_dpo
+
+    out = config.round_dir(k)
+    if not pairs:
+        raise UserError(f"round {k}: no preference pairs (see {out / 'pairs_report.json'}); use more prompts, more "
+                        "samples per prompt, or looser thresholds")
+    base = policy(config, k)  # rounds < k merged in: their policy is this round's DPO reference
+    preference = [PreferencePair(p.pair_id, p.prompt_units, p.chosen.units, p.rejected.units,
+                                 {"prompt_id": p.prompt_id}) for p in pairs]
+    result = train_dpo(base.model, base.vocab, preference, out, dpo_settings, callbacks=callbacks)
+    earlier = [str(Path("..") / ".." / f"round-{j}" / "adapter") for j in range(1, k)]
+    (Path(result.adapter_dir) / ADAPTER_CHAIN_FILE).write_text(json.dumps(earlier) + "\n")
+    record = {"round": k, "pairs": len(pairs), "adapter": str(result.adapter_dir),
+              "dpo": {key: getattr(result, key) for key in ("train_loss_first", "train_loss_last",
+                                                            "reward_accuracy_first", "reward_accuracy_last",
+                                                            "steps", "seconds")},
+              "settings": asdict(dpo_settings), "config": json.loads(json.dumps(asdict(config), default=str))}
+    (out / COMPLETE).write_text(json.dumps(record, indent=2) + "\n")
+    return Path(result.adapter_dir)
