@@ -1,0 +1,107 @@
+"""The Align-SLM loop on the demo model: 2 curriculum rounds over 32 prompts with the loopback judge."""
+
+import json
+import shutil
+
+import pytest
+
+from alignslm_eval.cli import main as eval_main
+from alignslm_eval.models.hf_unit_lm import HFUnitLM
+from alignslm_train.cli import main as train_main
+from tests.judge_server import JudgeServer, hashed_score
+
+N_PROMPTS = 32
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory, demo):
+    """The demo's spoken stories: longer than the 3 s prompt, so the model continues mid-story."""
+    folder = tmp_path_factory.mktemp("prompts")
+    stories = sorted((demo.data_root / "sSC").glob("*.wav")) + sorted((demo.data_root / "tSC").glob("*.wav"))
+    for path in stories[:N_PROMPTS]:
+        shutil.copy(path, folder / f"{path.parent.name}_{path.name}")
+    assert len(list(folder.iterdir())) == N_PROMPTS
+    return folder
+
+
+def train_args(demo, prompts, out, server, *extra):
+    return ["--model", str(demo.model_dir), "--prompts", str(prompts), "--output-dir", str(out),
+            "--rounds", "2", "--samples-per-prompt", "3", "--max-new-tokens", "60", "--schedule", "3:2,4:2",
+            "--judge-model", "loopback", "--judge-base-url", server.base_url, "--judge-api-key-env", "NO_KEY_HERE",
+            "--lora-rank", "8", "--lora-alpha", "16", "--learning-rate", "5e-3", "--batch-size", "4",
+            "--epochs", "4", "--cache-dir", str(demo.root.parent.parent), *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo, prompts):
+    out = tmp_path_factory.mktemp("align")
+    with JudgeServer(default=hashed_score()) as server:
+        args = train_args(demo, prompts, out, server, "--eval-tasks", "sstorycloze", "--eval-every", "4",
+                          "--eval-limit", "4", "--eval-data-root", str(demo.data_root))
+        code = train_main(args)
+        yield code, out, server.total
+
+
+def test_two_rounds_complete_and_dpo_learns(trained):
+    code, out, _ = trained
+    assert code == 0
+    for k in (1, 2):
+        record = json.loads((out / f"round-{k}" / "COMPLETE.json").read_text())
+        report = json.loads((out / f"round-{k}" / "pairs_report.json").read_text())
+        assert record["pairs"] == report["pairs"] > 0 and report["prompts"] == N_PROMPTS
+        assert report["rule_args"] == ({"chosen_min": 3.0, "rejected_max": 2.0} if k == 1
+                                       else {"chosen_min": 4.0, "rejected_max": 2.0})
+        assert (out / f"round-{k}" / "score_hist.png").is_file()
+    dpo = json.loads((out / "round-1" / "COMPLETE.json").read_text())["dpo"]
+    assert dpo["train_loss_last"] < dpo["train_loss_first"]
+    assert dpo["reward_accuracy_last"] >= dpo["reward_accuracy_first"] and dpo["reward_accuracy_last"] > 0.5
+    log = [json.loads(l) for l in open(out / "round-1" / "eval_log.jsonl")]
+    assert log and all(row["task"] == "sstorycloze" and row["step"] % 4 == 0 for row in log)
+
+
+def test_round_two_samples_from_round_one_and_adapter_scores_in_eval(trained, demo, tmp_path, capsys):
+    _, out, _ = trained
+    chain = json.loads((out / "round-2" / "adapter" / "alignslm_adapter_chain.json").read_text())
+    assert chain == ["../../round-1/adapter"]
+    run = next((out / "round-2" / "continuations").glob("*/run.json"))
+    assert json.loads(run.read_text())["model"]["adapter"][0]["path"].endswith("round-1/adapter")
+    code = eval_main(["--model", str(demo.model_dir), "--adapter", str(out / "round-2" / "adapter"),
+                      "--tasks", "sstorycloze", "--data-root", str(demo.data_root), "--output-path", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads(next(tmp_path.glob("*/results_*.json")).read_text())
+    assert [a["path"].split("/")[-2] for a in results["model"]["adapter"]] == ["round-1", "round-2"]
+    assert next(tmp_path.iterdir()).name == "model+round-2"
+
+
+def test_rerun_of_a_finished_loop_does_nothing(trained, demo, prompts, monkeypatch):
+    _, out, total = trained
+    monkeypatch.setattr(HFUnitLM, "generate", lambda *a, **k: pytest.fail("sampled again"))
+    with JudgeServer(default=hashed_score()) as server:
+        assert train_main(train_args(demo, prompts, out, server)) == 0
+        assert server.total == 0
+
+
+def test_interrupted_scoring_resumes_without_asking_the_judge_twice(demo, prompts, tmp_path, monkeypatch):
+    from alignslm_eval.scoring import judge
+
+    with JudgeServer(default=hashed_score()) as server:
+        args = train_args(demo, prompts, tmp_path, server, "--rounds", "1")
+        assert train_main([*args, "--stage", "sample", "--round", "1"]) == 0  # killed between stages
+        calls = {"n": 0}
+        original = judge.LLMJudge.score
+
+        def interrupt_second_chunk(self, items):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            return original(self, items)
+
+        monkeypatch.setattr(judge.LLMJudge, "score", interrupt_second_chunk)
+        assert train_main(args) == 130  # killed mid-stage, after one chunk of judge answers
+        first = server.total
+        monkeypatch.setattr(judge.LLMJudge, "score", original)
+        monkeypatch.setattr(HFUnitLM, "generate", lambda *a, **k: pytest.fail("sampled again"))
+        assert train_main(args) == 0
+        bodies = [json.dumps(b["messages"], sort_keys=True) for b in server.bodies]
+        assert first > 0 and len(bodies) == len(set(bodies))  # no judge request repeated
+    assert (tmp_path / "round-1" / "COMPLETE.json").is_file()
