@@ -105,3 +105,26 @@ def test_interrupted_scoring_resumes_without_asking_the_judge_twice(demo, prompt
         bodies = [json.dumps(b["messages"], sort_keys=True) for b in server.bodies]
         assert first > 0 and len(bodies) == len(set(bodies))  # no judge request repeated
     assert (tmp_path / "round-1" / "COMPLETE.json").is_file()
+
+
+def test_eval_log_plots_and_merged_checkpoint_matches_the_adapter(trained, demo, tmp_path):
+    import numpy as np
+
+    from alignslm_eval.api.model import LikelihoodProtocol
+    from alignslm_eval.leaderboard.cli import main as leaderboard_main
+
+    _, out, _ = trained
+    assert leaderboard_main(["plot-training", str(out / "round-1" / "eval_log.jsonl"),
+                             "--output", str(tmp_path / "training")]) == 0
+    assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    adapter = out / "round-2" / "adapter"
+    assert train_main(["merge", "--model", str(demo.model_dir), "--adapter", str(adapter),
+                       "--output", str(tmp_path / "merged")]) == 0
+    merged = HFUnitLM.from_args(str(tmp_path / "merged"))
+    adapted = HFUnitLM.from_args(str(demo.model_dir), adapter=str(adapter))
+    base = HFUnitLM.from_args(str(demo.model_dir))
+    seqs = [np.arange(40) % merged.vocab.n_units]
+    scores = [m.loglikelihood(seqs, LikelihoodProtocol())[0].sum for m in (merged, adapted, base)]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-4) and abs(scores[0] - scores[2]) > 1e-3
+    # The merged dir carries the speech tokenizer and vocoder its base named, so it evaluates on its own.
+    assert (tmp_path / "merged" / "alignslm_tokenizer.json").is_file() and (tmp_path / "merged" / "tokenizer.npz").is_file()
