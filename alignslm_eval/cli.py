@@ -98,6 +98,7 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at most")
     g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds before a judge request is retried")
     g.add_argument("--judge-prompt", type=Path, help="judge prompt template file with {prompt} and {continuation}")
+    g.add_argument("--mos-checkpoint", type=Path, help="TorchAudio-SQUIM subjective weights for the mos task")
     g.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed judge request")
     g.add_argument("--judge-temperature", type=float, default=0.0)
     g.add_argument("--judge-max-tokens", type=int, default=256)
@@ -138,6 +139,7 @@ def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
         "judge_timeout_s": args.judge_timeout, "judge_max_retries": args.judge_max_retries,
         "judge_temperature": args.judge_temperature, "judge_max_tokens": args.judge_max_tokens,
         "device": getattr(args, "device", "cpu"),
+        "mos_checkpoint": str(args.mos_checkpoint) if args.mos_checkpoint else None,
     }
     if args.judge_prompt:
         options["judge_prompt"] = str(args.judge_prompt)

@@ -115,7 +115,7 @@ class ContinuationRun:
 
     def items(self) -> list[Continuation]:
         """Every recorded continuation, in prompt then sample order."""
-        return [Continuation(r["prompt_id"], k, units, prompt_text=r["reference"])
+        return [_continuation(r, k, units)
                 for r in _read_jsonl(self.root / "samples.jsonl") for k, units in enumerate(r["continuations"])]
 
     # -- stage 1: prompts and sampling ---------------------------------------------------------------------------
@@ -141,8 +141,7 @@ class ContinuationRun:
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 done[prompt.id] = row
-        return [Continuation(p.id, k, units, prompt_text=done[p.id]["reference"])
-                for p in prompts for k, units in enumerate(done[p.id]["continuations"])]
+        return [_continuation(done[p.id], k, units) for p in prompts for k, units in enumerate(done[p.id]["continuations"])]
 
     # -- stage 2: vocoding ----------------------------------------------------------------------------------------
 
@@ -232,6 +231,11 @@ def read_generated(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     if sf.info(str(path)).frames == 0:
         return np.zeros(0, dtype=np.float32)
     return load_audio(Path(path), sample_rate)
+
+
+def _continuation(row: dict[str, Any], sample: int, units: list[int]) -> Continuation:
+    return Continuation(row["prompt_id"], sample, units, prompt_text=row["reference"], prompt_audio=row["audio"],
+                        prompt_cut_s=row["cut_s"])
 
 
 def _item_key(item: Continuation) -> str:

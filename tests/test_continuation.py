@@ -2,6 +2,7 @@
 GenPPL (tiny text LM), auto-BLEU, silence; resuming, re-scoring, prompt cutting."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,23 @@ def test_whole_chain_with_the_loopback_judge(setup, tmp_path, capsys, monkeypatc
     for path in (tmp_path / "runs").rglob("*"):
         if path.is_file():
             assert b"sk-test-secret-123" not in path.read_bytes()
+
+
+def test_mos_task_with_squim_weights_in_the_published_format(setup, tmp_path, capsys):
+    """Random weights in the state-dict format torchaudio's SQUIM_SUBJECTIVE bundle publishes, loaded from disk."""
+    import torch
+    from torchaudio.models import squim_subjective_base
+
+    root, model, _ = setup
+    torch.manual_seed(0)
+    torch.save(squim_subjective_base().state_dict(), tmp_path / "squim.pth")
+    args = ["--model", str(model), "--tasks", "mos", "--data-root", str(root / "data"), "--output-path",
+            str(tmp_path / "runs"), "--set", "mos.max_new_tokens=40", "--mos-checkpoint", str(tmp_path / "squim.pth")]
+    assert main(args) == 0, capsys.readouterr().err
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    entry = results["tasks"]["mos"]
+    mos = entry["result"]["metrics"]["mos"]
+    assert entry["pipeline"]["scorers"]["mos"]["sha256"] and mos["n"] > 0 and math.isfinite(mos["value"])
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    code = main([*args[:-1], str(tmp_path / "bad.pth")])
+    assert code == 2 and "--mos-checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -80,6 +80,7 @@ SCORERS: Registry = Registry(
         "alignslm_eval.scoring.genppl",
         "alignslm_eval.scoring.signal_quality",
         "alignslm_eval.scoring.judge",
+        "alignslm_eval.scoring.mos",
     ),
 )
 

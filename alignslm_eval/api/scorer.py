@@ -22,6 +22,9 @@ class Continuation:
     prompt_text: Optional[str] = None
     text: Optional[str] = None
     wav: Optional[str] = None
+    #: the prompt's source audio and where it was cut (reference-aided scorers use it)
+    prompt_audio: Optional[str] = None
+    prompt_cut_s: Optional[float] = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
