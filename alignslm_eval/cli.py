@@ -34,7 +34,10 @@ def _task_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise UserError(f"--set {item!r}: expected TASK.KEY=VALUE, e.g. sstorycloze.reduction=sum")
         target, value = item.split("=", 1)
         task, key = target.split(".", 1)
-        out.setdefault(task, {})[key] = yaml.safe_load(value)
+        try:
+            out.setdefault(task, {})[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: the value is not valid YAML (quote strings, e.g. '[a, b]')")
     return out
 
 
@@ -230,10 +233,14 @@ def cmd_run(argv: Sequence[str]) -> int:
         # Only `--tasks all` skips, and says so here and in the results file; a named task fails instead.
         print(f"alignslm-eval: skipping {name}: {reason}", file=sys.stderr)
     specs = [s for s in specs if s.name not in skipped]
+    task_data = _task_data(args.task_data)
+    unknown = sorted(set(task_data) - {s.name for s in specs} - set(skipped))
+    if unknown:
+        raise UserError(f"--task-data for {', '.join(unknown)}: not among the tasks run ({args.tasks})")
     settings = EvalSettings(
         output_dir=args.output_path / model_name(args.model, args.adapter),
         data_root=data_root,
-        task_data=_task_data(args.task_data),
+        task_data=task_data,
         cache_dir=cache_dir,
         batch_size=args.batch_size,
         limit=args.limit,

@@ -73,8 +73,12 @@ def find_prompts(data_dir: Path, prompt_seconds: float, alignment: Optional[Path
         raise UserError(f"{data_dir}: no .wav or .flac prompt files")
     words = read_ctm(alignment) if alignment else {}
     prompts = []
+    seen: dict[str, Path] = {}
     for path in files:
         pid = path.relative_to(data_dir).with_suffix("").as_posix()
+        if pid in seen:
+            raise UserError(f"{path}: same prompt id {pid!r} as {seen[pid]}; keep one of the two files")
+        seen[pid] = path
         aligned = words.get(path.stem)
         if aligned:
             end = min((w[2] for w in aligned), key=lambda e: abs(e - prompt_seconds))
@@ -124,18 +128,29 @@ class ContinuationRun:
         sampling = SamplingConfig(**self.identity["sampling"])
         prompt_seconds, dedup = self.identity["prompt_seconds"], self.identity["dedup"]
         done = {row["prompt_id"]: row for row in _read_jsonl(self.root / "samples.jsonl")}
+        for p in prompts:
+            row = done.get(p.id)
+            # A prompt id already sampled must still be the same audio cut at the same place.
+            if row is not None and (row["audio_sha256"] != file_sha256(p.path)
+                                    or row.get("requested_cut_s") != (p.cut_s if p.cut_s is not None
+                                                                      else prompt_seconds)):
+                raise UserError(f"{p.path}: prompt {p.id} changed (audio or cut point) since it was sampled into "
+                                f"{self.root}; write to a new output dir or delete that run")
         todo = [p for p in prompts if p.id not in done]
-        with open(self.root / "samples.jsonl", "a", encoding="utf-8") as log:
+        with open_append(self.root / "samples.jsonl") as log:
             for prompt in tqdm(todo, desc="sampling continuations", unit="prompt", disable=not todo):
                 cut = prompt.cut_s if prompt.cut_s is not None else prompt_seconds
                 wav = load_audio(prompt.path, tokenizer.sample_rate)
                 wav = wav[: int(round(cut * tokenizer.sample_rate))]
                 units = from_frames(tokenizer.encode(wav), dedup=dedup)
                 seq = units.units if dedup else units.frames()
+                if len(seq) == 0:
+                    raise UserError(f"{prompt.path}: prompt is shorter than one tokenizer frame; remove it")
                 seed = _prompt_seed(sampling.seed, prompt.id)
                 continuations = lm.generate(seq, sampling, seed)
                 row = {"prompt_id": prompt.id, "audio": str(prompt.path), "audio_sha256": file_sha256(prompt.path),
-                       "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "reference": prompt.reference,
+                       "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "requested_cut_s": cut,
+                       "reference": prompt.reference,
                        "prompt_units": seq.tolist(), "seed": seed,
                        "continuations": [c.tolist() for c in continuations]}
                 log.write(json.dumps(row) + "\n")
@@ -151,7 +166,8 @@ class ContinuationRun:
         folder = self.root / "wav" / key_of(vocoder.describe())
         folder.mkdir(parents=True, exist_ok=True)
         for item in tqdm(items, desc="vocoding", unit="file"):
-            path = folder / f"{item.prompt_id.replace('/', '__')}__{item.sample}.wav"
+            # The id's hash keeps names unique even when two ids flatten to the same text.
+            path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
             if not path.is_file():
                 units = np.asarray(item.units, dtype=np.int64)
                 wav = vocoder.synthesize(units) if len(units) else np.zeros(0, dtype=np.float32)
@@ -177,7 +193,7 @@ class ContinuationRun:
                 if item.wav is None:
                     raise ValueError("transcribe needs vocoded continuations")
                 jobs.append((_item_key(item), (Path(item.wav), None)))
-        with open(path, "a", encoding="utf-8") as log:
+        with open_append(path) as log:
             for start in tqdm(range(0, len(jobs), batch_size), desc="transcribing", unit="batch",
                               disable=not jobs):
                 batch = jobs[start : start + batch_size]
@@ -199,15 +215,18 @@ class ContinuationRun:
 
     # -- stage 4: scoring -----------------------------------------------------------------------------------------
 
-    def score(self, items: list[Continuation], scorer: ContinuationScorer) -> list[Score]:
-        path = self.root / "scores" / f"{scorer.metric}-{key_of(scorer.describe())}.jsonl"
+    def score(self, items: list[Continuation], scorer: ContinuationScorer,
+              upstream: Optional[dict[str, Any]] = None) -> list[Score]:
+        """`upstream`: what produced the inputs the scorer reads (the vocoder's and the ASR's descriptions), part of
+        the score file's key so another ASR or vocoder never reuses these scores."""
+        path = self.root / "scores" / f"{scorer.metric}-{key_of([scorer.describe(), upstream or {}])}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         (path.with_suffix(".json")).write_text(json.dumps(scorer.describe(), indent=2, default=str) + "\n")
         # Errors (a judge that timed out, a server that failed) are not final: a rerun tries those items again.
         done = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)
                 if not str(row.get("status", "")).startswith("error")}
         todo = [i for i in items if _item_key(i) not in done]
-        with open(path, "a", encoding="utf-8") as log:
+        with open_append(path) as log:
             # Chunks: the scorer may batch or run requests concurrently within one, and each finished chunk is on
             # disk before the next starts.
             for start in tqdm(range(0, len(todo), SCORE_CHUNK), desc=f"scoring {scorer.metric}", unit="chunk",
@@ -244,6 +263,19 @@ def _item_key(item: Continuation) -> str:
 
 def _prompt_seed(seed: int, prompt_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{prompt_id}".encode()).digest()[:4], "little")
+
+
+def open_append(path: Path):
+    """Open a JSONL log for appending; if a hard kill left its last line unfinished, start on a fresh line so the
+    next record is not glued onto the broken one."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, 2)
+            complete = f.read(1) == b"\n"
+        if not complete:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write("\n")
+    return open(path, "a", encoding="utf-8")
 
 
 def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:

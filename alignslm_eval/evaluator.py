@@ -23,6 +23,7 @@ from alignslm_eval.api.task import AudioItem, GenerationTask, Task, TaskData, Ta
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.cache import UnitCache
+from alignslm_eval.continuation import open_append
 from alignslm_eval.errors import UserError
 from alignslm_eval.pipeline import PipelineComponents, evaluate_generation_task
 from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
@@ -155,7 +156,7 @@ def evaluate_task(
     todo = [i for i in items if i.key not in scores]
     sequences = [units[i.key].units if spec.dedup else units[i.key].frames() for i in todo]
 
-    with open(item_log, "a", encoding="utf-8") as log, tqdm(
+    with open_append(item_log) as log, tqdm(
         total=len(items), initial=len(items) - len(todo), desc=f"{spec.name}: scoring", unit="file"
     ) as bar:
 

@@ -64,7 +64,12 @@ def score_continuations(
         asr = components.asr()
         run.transcribe(items, asr, prompts)
         pipeline["asr"] = asr.describe()
-    scores = {s.metric: run.score(items, s) for s in scorers}
+    scores = {}
+    for s in scorers:
+        upstream = {"vocoder": pipeline.get("vocoder")}
+        if "text" in s.needs:
+            upstream["asr"] = pipeline.get("asr")
+        scores[s.metric] = run.score(items, s, upstream)
     pipeline["scorers"] = {s.metric: {"direction": s.direction, **s.describe()} for s in scorers}
     return scores, pipeline
 

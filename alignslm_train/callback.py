@@ -7,10 +7,14 @@ plot-training`. When TensorBoard or Weights & Biases is installed and active, th
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+import torch
 from transformers import TrainerCallback
 
 from alignslm_eval.api.task import load_specs
@@ -41,11 +45,23 @@ class EvalCallback(TrainerCallback):
 
     def run(self, model, step: int) -> dict[str, Any]:
         was_training = model.training
-        lm = HFUnitLM(model, self.vocab, {"backend": "hf", "training_run": self.run_name, "step": step})
+        # The trained weights name the model, so a retrained round never reuses another training's step-N scores.
+        weights = hashlib.sha256()
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                weights.update(name.encode())
+                weights.update(p.detach().float().cpu().numpy().tobytes())
+        lm = HFUnitLM(model, self.vocab, {"backend": "hf", "training_run": self.run_name, "step": step,
+                                          "trainable_weights_sha256": weights.hexdigest()})
         self.settings.output_dir = self.out_dir / "eval" / f"step-{step}"
+        rng = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
         try:
             results, path = evaluate(self.tasks, lm, self.tokenizer, self.settings)
         finally:
+            # evaluate() seeds the global generators; training's dropout and shuffling must not notice the eval.
+            random.setstate(rng[0])
+            np.random.set_state(rng[1])
+            torch.random.set_rng_state(rng[2])
             model.train(was_training)
         with open(self.out_dir / "eval_log.jsonl", "a", encoding="utf-8") as log:
             for task, entry in results["tasks"].items():

@@ -20,10 +20,15 @@ STAGES = ("sample", "score", "pairs", "dpo")
 
 
 def _schedule(text: str) -> list[list[float]]:
+    """CHOSEN_MIN:REJECTED_MAX per round, validated before any sampling or judging happens."""
+    usage = f"--schedule {text!r}: expected CHOSEN_MIN:REJECTED_MAX per round with CHOSEN_MIN > REJECTED_MAX, e.g. 3:1,4:2"
     try:
-        return [[float(x) for x in step.split(":")] for step in text.split(",") if step.strip()]
+        steps = [[float(x) for x in step.split(":")] for step in text.split(",") if step.strip()]
     except ValueError:
-        raise UserError(f"--schedule {text!r}: expected CHOSEN_MIN:REJECTED_MAX per round, e.g. 3:1,4:2")
+        raise UserError(usage)
+    if not steps or any(len(step) != 2 or step[0] <= step[1] for step in steps):
+        raise UserError(usage)
+    return steps
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,7 +108,9 @@ def cmd_train(argv: Sequence[str]) -> int:
     (args.output_dir / "config.json").write_text(json.dumps(
         {"command": ["alignslm-train", *argv], "align": json.loads(json.dumps(config.__dict__, default=str)),
          "dpo": dpo.__dict__}, indent=2, default=str) + "\n")
-    rounds = [args.round] if args.round else list(range(1, args.rounds + 1))
+    if args.rounds < 1 or (args.round is not None and args.round < 1):
+        raise UserError("--rounds and --round count from 1")
+    rounds = [args.round] if args.round is not None else list(range(1, args.rounds + 1))
     stages = STAGES if args.stage == "all" else (args.stage,)
     for k in rounds:
         if args.stage == "all" and (config.round_dir(k) / COMPLETE).is_file():
@@ -113,7 +120,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         lm = policy(config, k, device=args.device)
         tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
         components = pipeline_components(args, lm.describe().get("local_dir"))
-        run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k)
+        run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
         if "score" in stages:
             stage_score(config, k, run, components)
         if "pairs" in stages or "dpo" in stages:
@@ -132,13 +139,15 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
-def _existing_run(config, k: int):
+def _existing_run(config, k: int, lm, tokenizer):
+    """This configuration's sampled run of round k (not whichever run happens to be on disk)."""
     from alignslm_eval.continuation import ContinuationRun
 
-    runs = sorted((config.round_dir(k) / "continuations").glob("*/run.json"))
-    if not runs:
-        raise UserError(f"round {k} has no sampled continuations yet; run --stage sample --round {k} first")
-    return ContinuationRun(runs[-1].parent)
+    run = ContinuationRun.create(config.round_dir(k) / "continuations", lm, tokenizer, config.sampling(),
+                                 config.prompt_seconds)
+    if not (run.root / "samples.jsonl").is_file():
+        raise UserError(f"round {k} has no continuations sampled with these settings; run --stage sample --round {k}")
+    return run
 
 
 def cmd_merge(argv: Sequence[str]) -> int:

@@ -15,13 +15,14 @@ schedule. Every stage writes its artefacts under `<output>/round-<k>/` and skips
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from alignslm_eval.api.model import SamplingConfig
 from alignslm_eval.api.registry import SCORERS
-from alignslm_eval.continuation import ContinuationRun, find_prompts
+from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompts, key_of
 from alignslm_eval.errors import UserError
 from alignslm_eval.models.hf_unit_lm import ADAPTER_CHAIN_FILE, HFUnitLM
 from alignslm_eval.pipeline import PipelineComponents, score_continuations
@@ -103,7 +104,8 @@ def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: P
     path = config.round_dir(k) / "scores.jsonl"
     with open(path.with_suffix(".tmp"), "w", encoding="utf-8") as f:
         for i, item in enumerate(items):
-            f.write(json.dumps({"prompt_id": item.prompt_id, "sample": item.sample, "text": item.text,
+            f.write(json.dumps({"run": run.root.name, "prompt_id": item.prompt_id, "sample": item.sample,
+                                "text": item.text,
                                 "prompt_text": item.prompt_text, "units": item.units,
                                 "scores": {m: v[i].value for m, v in scores.items()},
                                 "status": {m: v[i].status for m, v in scores.items()}}) + "\n")
@@ -112,9 +114,13 @@ def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: P
 
 
 def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]:
-    rows = [json.loads(line) for line in open(config.round_dir(k) / "scores.jsonl", encoding="utf-8")]
-    prompt_units = {r["prompt_id"]: r["prompt_units"]
-                    for r in map(json.loads, open(run.root / "samples.jsonl", encoding="utf-8"))}
+    scores_file = config.round_dir(k) / "scores.jsonl"
+    if not scores_file.is_file():
+        raise UserError(f"round {k} has no scores yet; run --stage score --round {k}")
+    rows = list(_read_jsonl(scores_file))
+    if any(r.get("run") != run.root.name for r in rows):
+        raise UserError(f"{scores_file} scores another sampling run than {run.root}; run --stage score --round {k}")
+    prompt_units = {r["prompt_id"]: r["prompt_units"] for r in _read_jsonl(run.root / "samples.jsonl")}
     candidates: dict[str, Candidate] = {}
     for r in rows:
         c = candidates.setdefault(r["prompt_id"], Candidate(r["prompt_id"], prompt_units[r["prompt_id"]],
@@ -157,6 +163,13 @@ def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, call
     base = policy(config, k)  # rounds < k merged in: their policy is this round's DPO reference
     preference = [PreferencePair(p.pair_id, p.prompt_units, p.chosen.units, p.rejected.units,
                                  {"prompt_id": p.prompt_id}) for p in pairs]
+    # Checkpoints of a DPO run on other pairs or settings must not be resumed.
+    identity = key_of({"pairs": [p.to_json() for p in pairs], "settings": asdict(dpo_settings)})
+    checkpoints, marker = out / "checkpoints", out / "checkpoints" / "alignslm_dpo_key.json"
+    if checkpoints.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != identity):
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(identity) + "\n")
     result = train_dpo(base.model, base.vocab, preference, out, dpo_settings, callbacks=callbacks)
     earlier = [str(Path("..") / ".." / f"round-{j}" / "adapter") for j in range(1, k)]
     (Path(result.adapter_dir) / ADAPTER_CHAIN_FILE).write_text(json.dumps(earlier) + "\n")

@@ -83,6 +83,8 @@ def judge_threshold(c: Candidate, metric: str = "semantic_rating", chosen_min: f
         return f"no sample rated >= {chosen_min}"
     if worst[0] > rejected_max:
         return f"no sample rated <= {rejected_max}"
+    if best[0] <= worst[0]:
+        return "chosen and rejected would be rated the same"
     return Pair(f"{c.prompt_id}#{best[1]}>{worst[1]}", c.prompt_id, c.prompt_units, best[2], worst[2],
                 "judge_threshold")
 

@@ -153,3 +153,41 @@ def test_mos_task_with_squim_weights_in_the_published_format(setup, tmp_path, ca
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     code = main([*args[:-1], str(tmp_path / "bad.pth")])
     assert code == 2 and "--mos-checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_changed_prompt_audio_is_refused_not_silently_reused(setup, tmp_path, capsys):
+    import shutil as sh
+
+    root, model, text_lm = setup
+    data = tmp_path / "data"
+    sh.copytree(root / "data", data)
+    args = ["--model", str(model), "--tasks", "audio_quality", "--data-root", str(data), "--output-path",
+            str(tmp_path / "runs"), "--set", "audio_quality.max_new_tokens=20"]
+    assert main(args) == 0
+    wav, rate = sf.read(data / "prompts" / "p0.wav")
+    sf.write(data / "prompts" / "p0.wav", wav[::-1].copy(), rate)
+    assert main(args) == 2
+    assert "p0" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_scores_are_keyed_by_the_asr_and_vocoder_that_made_their_inputs(tmp_path):
+    from alignslm_eval.api.scorer import Continuation
+    from alignslm_eval.continuation import ContinuationRun
+    from alignslm_eval.scoring.auto_bleu import AutoBLEU
+
+    (tmp_path / "run.json").write_text("{}")
+    run = ContinuationRun(tmp_path)
+    item = Continuation("p", 0, [1, 2], text="the cat the cat the cat")
+    assert run.score([item], AutoBLEU(), {"asr": {"kind": "a"}})[0].value == 1.0
+    item.text = "a quick brown fox jumps"
+    assert run.score([item], AutoBLEU(), {"asr": {"kind": "b"}})[0].value == 0.0
+
+
+def test_append_after_a_hard_kill_starts_a_new_line(tmp_path):
+    from alignslm_eval.continuation import _read_jsonl, open_append
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"a": 1}\n{"b": 2, "cut sh')  # a line cut short by a kill
+    with open_append(log) as f:
+        f.write('{"c": 3}\n')
+    assert list(_read_jsonl(log)) == [{"a": 1}, {"c": 3}]

@@ -31,3 +31,16 @@ def test_select_pairs_counts_reasons_and_filters_repetition():
     assert reasons == {"no sample rated >= 3": 1, "auto-BLEU filter": 1}
     pairs, _ = select_pairs(cands, "judge_threshold", {"chosen_min": 3, "rejected_max": 1}, None)
     assert [p.prompt_id for p in pairs] == ["a", "c"]
+
+
+def test_equal_ratings_never_make_a_pair():
+    assert judge_threshold(cand("p", [3, 3]), chosen_min=3, rejected_max=3) == "chosen and rejected would be rated the same"
+
+
+def test_bad_schedule_is_refused_before_any_work(tmp_path, capsys):
+    from alignslm_train.cli import main
+
+    for schedule in ("3", "3:1:2", "", "2:3", "3:3"):
+        code = main(["--model", str(tmp_path), "--prompts", str(tmp_path), "--output-dir", str(tmp_path / "o"),
+                     "--schedule", schedule])
+        assert code == 2 and "--schedule" in capsys.readouterr().err
