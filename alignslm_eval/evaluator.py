@@ -146,7 +146,9 @@ def evaluate_task(
     run_key = hashlib.sha256(
         json.dumps(
             {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(),
-             "protocol": {k: v for k, v in spec.to_json().items() if k != "source"}, "dataset": dhash},
+             # Only what changes an item's log-likelihood: the sum/mean choice is applied after, from the log.
+             "protocol": {"add_bos": spec.protocol.add_bos, "add_eos": spec.protocol.add_eos, "dedup": spec.dedup},
+             "dataset": dhash},
             sort_keys=True, default=str,
         ).encode()
     ).hexdigest()[:16]

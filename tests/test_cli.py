@@ -215,3 +215,13 @@ def test_unknown_task_and_bad_flags(setup, tmp_path, capsys):
     assert_one_line_error(code, err, "unknown task")
     code, _, err = run(eval_args(data, model, tmp_path / "o", "--set", "oops"), capsys)
     assert_one_line_error(code, err, "--set")
+
+
+def test_changing_the_reduction_reuses_the_scored_items(setup, tmp_path, capsys, monkeypatch):
+    data, model = setup
+    args = eval_args(data, model, tmp_path / "o", "--tasks", "sstorycloze", "--log-samples")
+    assert run(args, capsys)[0] == 0
+    monkeypatch.setattr(HFUnitLM, "_score_batch", lambda *a: pytest.fail("scored again"))
+    assert run([*args, "--set", "sstorycloze.reduction=sum"], capsys)[0] == 0
+    newest = sorted((tmp_path / "o").glob("*/results_*.json"))[-1]
+    assert json.loads(newest.read_text())["tasks"]["sstorycloze"]["protocol"]["reduction"] == "sum"
