@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.errors import UserError, run_command
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
 VOCODER_FILE = "alignslm_vocoder.json"
@@ -343,15 +343,8 @@ COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = COMMANDS.get(argv[0]) if argv else None
-    try:
-        return command(argv[1:]) if command else cmd_run(argv)
-    except UserError as e:
-        print(f"alignslm-eval: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("alignslm-eval: interrupted; scored items and units are saved, rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    return run_command("alignslm-eval", lambda: command(argv[1:]) if command else cmd_run(argv),
+                       "scored items and units are saved, rerun the same command to resume")
 
 
 if __name__ == "__main__":

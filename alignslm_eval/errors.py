@@ -1,4 +1,7 @@
-"""The one exception type for bad user input."""
+"""The one exception type for bad user input, and how the command-line tools report it."""
+
+import sys
+from typing import Callable
 
 
 class UserError(Exception):
@@ -7,3 +10,16 @@ class UserError(Exception):
     The CLI prints the message as a single line and exits with status 2, so every message must name the file or
     field at fault and say what to do about it.
     """
+
+
+def run_command(prog: str, body: Callable[[], int], interrupted: str) -> int:
+    """Run a CLI body: bad input prints one line (`<prog>: error: ...`) and returns 2; Ctrl-C says what was kept
+    and returns 130. Anything else is a bug and keeps its traceback."""
+    try:
+        return body()
+    except UserError as e:
+        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
+        return 130

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.errors import UserError, run_command
 
 STAGES = ("sample", "score", "pairs", "dpo")
 
@@ -180,17 +180,8 @@ def cmd_merge(argv: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "merge":
-            return cmd_merge(argv[1:])
-        return cmd_train(argv)
-    except UserError as e:
-        print(f"alignslm-train: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("alignslm-train: interrupted; finished stages and items are saved, rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    return run_command("alignslm-train", lambda: cmd_merge(argv[1:]) if argv[:1] == ["merge"] else cmd_train(argv),
+                       "finished stages and items are saved, rerun the same command to resume")
 
 
 if __name__ == "__main__":
