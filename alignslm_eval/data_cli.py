@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.errors import UserError, run_command
 
 PROG = "alignslm-data"
 SYNTH_KINDS = ("sblimp", "swuggy", "storycloze", "pairs")
@@ -131,14 +131,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:
         return int(e.code or 0)
-    try:
-        return cmd_synth(args) if args.command == "synth" else cmd_voices(args)
-    except UserError as e:
-        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; rerun with --overwrite to rebuild the partial output", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: cmd_synth(args) if args.command == "synth" else cmd_voices(args),
+                       "rerun with --overwrite to rebuild the partial output")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Empty waveforms give "" without running the model.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,19 +37,11 @@ import numpy as np
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.registry import register_asr
 from alignslm_eval.errors import UserError
+from alignslm_eval.models.loading import hub_offline, looks_like_local_path
 
 _ARGS = ("path", "language", "batch_size", "device", "dtype", "num_beams", "max_new_tokens", "long_form", "revision")
 _DTYPES = ("float32", "float16", "bfloat16")
 _LONG_FORM = ("sequential", "truncate")
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _looks_like_local_path(text: str) -> bool:
-    # A hub id is "name" or "org/name"; anything else can only have meant a local directory.
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text)
 
 
 def _positive_int(name: str, text: str) -> int:
@@ -160,13 +151,13 @@ class WhisperASR(ASR):
             if model_type != "whisper":
                 raise UserError(f"{config_file}: model_type is {model_type!r}, not 'whisper'; give a Whisper model")
             source = str(local)
-        elif _looks_like_local_path(self.path):
+        elif looks_like_local_path(self.path):
             raise UserError(f"{self.path}: no such model directory; check the path or give a hub id like org/name")
         else:
             source = self.path
 
         kwargs: dict[str, Any] = {}
-        if _hub_offline():
+        if hub_offline():
             kwargs["local_files_only"] = True
         if self.revision:
             kwargs["revision"] = self.revision
@@ -177,7 +168,7 @@ class WhisperASR(ASR):
             processor = WhisperProcessor.from_pretrained(source, **kwargs)
             model_dir = Path(cached_file(source, "config.json", **kwargs)).parent
         except (OSError, ValueError, TypeError, KeyError) as e:
-            if source == self.path and _hub_offline():
+            if source == self.path and hub_offline():
                 raise UserError(
                     f"whisper asr: path={self.path} is not a local directory and not in the local Hugging Face cache "
                     "(HF_HUB_OFFLINE is set); download it where there is network (e.g. `hf download "

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.errors import UserError, run_command
 
 PROG = "alignslm-leaderboard"
 FORMATS = ("md", "csv", "html", "latex")
@@ -98,13 +98,9 @@ def cmd_plot(argv: Sequence[str], kind: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] in ("plot-training", "plot-scores"):
-            return cmd_plot(argv[1:], argv[0])
-        return cmd_table(argv)
-    except UserError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+    plot = argv[:1] in (["plot-training"], ["plot-scores"])
+    return run_command(PROG, lambda: cmd_plot(argv[1:], argv[0]) if plot else cmd_table(argv),
+                       "the results files are untouched; rerun the same command")
 
 
 if __name__ == "__main__":

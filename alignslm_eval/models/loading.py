@@ -13,6 +13,16 @@ from alignslm_eval.errors import UserError
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE asks the hub client to read its cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def looks_like_local_path(text: str) -> bool:
+    """A hub id is "name" or "org/name"; anything else can only have meant a local directory."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text)
+
+
 def resolve_checkpoint(model: str, revision: Optional[str] = None) -> tuple[Path, dict[str, Any]]:
     """Return (local dir, provenance). A local dir is used as is; anything else is a hub id read from the local
     Hugging Face cache (or downloaded where the network allows it)."""
@@ -21,7 +31,7 @@ def resolve_checkpoint(model: str, revision: Optional[str] = None) -> tuple[Path
         if not path.is_dir():
             raise UserError(f"--model {model}: expected a checkpoint directory, got a file")
         return path.resolve(), {"path": str(path.resolve()), "local_dir": str(path.resolve())}
-    if model.startswith((".", "/", "~")) or model.count("/") > 1:  # hub ids are "name" or "org/name"
+    if looks_like_local_path(model):
         raise UserError(f"--model {model}: directory does not exist")
     try:
         from huggingface_hub import snapshot_download

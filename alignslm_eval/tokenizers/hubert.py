@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +42,13 @@ from alignslm_eval.api.registry import register_tokenizer
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.audio import file_sha256
 from alignslm_eval.errors import UserError
+from alignslm_eval.models.loading import hub_offline, looks_like_local_path
 from alignslm_eval.tokenizers.kmeans import KMeansQuantizer
 
 _ARGS = ("path", "kmeans", "layer", "device", "revision")
 _WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
 # Wav2Vec2FeatureExtractor's normalisation epsilon.
 _NORM_EPS = 1e-7
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def receptive_field(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
@@ -62,11 +58,6 @@ def receptive_field(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
         field += (k - 1) * jump
         jump *= s
     return field
-
-
-def _looks_like_local_path(text: str) -> bool:
-    # A hub id is "name" or "org/name"; anything else can only have meant a local directory.
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text
 
 
 def _weights_sha256(model_dir: Path) -> str:
@@ -170,13 +161,13 @@ class HubertTokenizer(SpeechTokenizer):
             if model_type not in (None, "hubert"):
                 raise UserError(f"{config_file}: model_type is {model_type!r}, not 'hubert'; give a HuBERT model")
             source = str(self._local_dir)
-        elif _looks_like_local_path(self.path):
+        elif looks_like_local_path(self.path):
             raise UserError(f"{self.path}: no such model directory; check the path or give a hub id like org/name")
         else:
             source = self.path
 
         kwargs: dict[str, Any] = {"output_loading_info": True}
-        if _hub_offline():
+        if hub_offline():
             kwargs["local_files_only"] = True
         if self.revision:
             kwargs["revision"] = self.revision
@@ -210,7 +201,7 @@ class HubertTokenizer(SpeechTokenizer):
                         self.path,
                         "preprocessor_config.json",
                         revision=self.revision,
-                        local_files_only=_hub_offline(),
+                        local_files_only=hub_offline(),
                     )
                 )
             except (EntryNotFoundError, OSError, ValueError):
