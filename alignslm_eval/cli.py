@@ -87,7 +87,7 @@ def run_parser() -> argparse.ArgumentParser:
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of the continuation pipeline (generation tasks and re-scoring)."""
-    g = p.add_argument_group("continuation pipeline (continuation, gpt4o_score, audio_quality)")
+    g = p.add_argument_group("continuation pipeline (continuation, gpt4o_score, audio_quality, signal_quality)")
     g.add_argument("--vocoder", help=f"NAME[:PATH] of a registered vocoder (default: the model dir's {VOCODER_FILE})")
     g.add_argument("--vocoder-args", default="", help="key=value,... for the vocoder")
     g.add_argument("--asr", default="pocketsphinx", help="NAME[:PATH] of a registered ASR, e.g. whisper:DIR "
@@ -101,7 +101,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at most")
     g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds before a judge request is retried")
     g.add_argument("--judge-prompt", type=Path, help="judge prompt template file with {prompt} and {continuation}")
-    g.add_argument("--mos-checkpoint", type=Path, help="TorchAudio-SQUIM subjective weights for the mos task")
+    g.add_argument("--mos-checkpoint", type=Path, help="UTMOS weights for audio_quality (the authors' .ckpt or SpeechMOS's .pt), "
+                   "or TorchAudio-SQUIM subjective weights for the squim_mos scorer")
     g.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed judge request")
     g.add_argument("--judge-temperature", type=float, default=0.0)
     g.add_argument("--judge-max-tokens", type=int, default=256)

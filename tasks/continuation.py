@@ -1,5 +1,5 @@
 """`continuation` task kind: sample spoken continuations of prompts and score them (GenPPL, auto-BLEU, the LLM
-judge, audio checks). The three registered tasks built on it (continuation, gpt4o_score, audio_quality) differ only
+judge, MOS, audio checks). The tasks built on it (continuation, gpt4o_score, audio_quality, signal_quality) differ only
 in their scorers, and share one set of sampled continuations when run together."""
 
 from __future__ import annotations

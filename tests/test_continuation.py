@@ -30,9 +30,9 @@ def setup(tmp_path_factory):
 
 
 def run_eval(root, model, text_lm, out, *extra):
-    args = ["--model", str(model), "--tasks", "continuation,audio_quality", "--data-root", str(root / "data"),
+    args = ["--model", str(model), "--tasks", "continuation,signal_quality", "--data-root", str(root / "data"),
             "--text-lm", str(text_lm), "--output-path", str(out), "--set", "continuation.max_new_tokens=40",
-            "--set", "audio_quality.max_new_tokens=40", "--log-samples", *extra]
+            "--set", "signal_quality.max_new_tokens=40", "--log-samples", *extra]
     return main(args)
 
 
@@ -45,7 +45,7 @@ def test_pipeline_writes_scores_and_samples(setup, tmp_path, capsys):
     assert "pocketsphinx" in json.dumps(cont["pipeline"]["asr"]) and "griffin_lim" in json.dumps(cont["pipeline"])
     assert cont["pipeline"]["scorers"]["genppl"]["direction"] == "lower"
     assert cont["pipeline"]["sampling"]["max_new_tokens"] == 40
-    quality = results["tasks"]["audio_quality"]
+    quality = results["tasks"]["signal_quality"]
     # The two tasks sample with the same settings, so they share one run of continuations.
     assert quality["pipeline"]["run_dir"] == cont["pipeline"]["run_dir"]
     rows = [json.loads(l) for l in open(cont["files"]["samples"])]
@@ -73,6 +73,15 @@ def test_rerun_resamples_nothing_and_rescoring_needs_no_model(setup, tmp_path, c
     assert set(rescored["result"]["metrics"]) == {"auto_bleu", "silence_ratio"}
     original = results["tasks"]["continuation"]["result"]["metrics"]["auto_bleu"]
     assert rescored["result"]["metrics"]["auto_bleu"] == original
+    # A MOS predictor added afterwards rates the stored audio.
+    from tests.tiny_models import save_utmos
+
+    checkpoint = save_utmos(tmp_path / "utmos.pt", "speechmos")
+    code = main(["score", run_dir, "--scorers", "utmos", "--mos-checkpoint", str(checkpoint), "--output",
+                 str(tmp_path / "u.json")])
+    assert code == 0, capsys.readouterr().err
+    utmos = json.loads((tmp_path / "u.json").read_text())["tasks"]["rescore"]["result"]["metrics"]["utmos"]
+    assert utmos["n"] > 0 and math.isfinite(utmos["value"])
 
 
 def test_continuations_are_reproducible_and_independent_of_other_prompts(setup):
@@ -135,24 +144,50 @@ def test_whole_chain_with_the_loopback_judge(setup, tmp_path, capsys, monkeypatc
             assert b"sk-test-secret-123" not in path.read_bytes()
 
 
-def test_mos_task_with_squim_weights_in_the_published_format(setup, tmp_path, capsys):
-    """Random weights in the state-dict format torchaudio's SQUIM_SUBJECTIVE bundle publishes, loaded from disk."""
+@pytest.mark.parametrize("fmt", ["lightning", "speechmos"])
+def test_audio_quality_rates_with_utmos_weights_in_each_published_format(setup, tmp_path, capsys, fmt):
+    """Random weights in the authors' Lightning checkpoint format and in SpeechMOS's, loaded from disk."""
+    from tests.tiny_models import save_utmos
+
+    root, model, _ = setup
+    checkpoint = save_utmos(tmp_path / "utmos.ckpt", fmt)
+    args = ["--model", str(model), "--tasks", "audio_quality", "--data-root", str(root / "data"), "--output-path",
+            str(tmp_path / "runs"), "--set", "audio_quality.max_new_tokens=40", "--mos-checkpoint", str(checkpoint),
+            "--log-samples"]
+    assert main(args) == 0, capsys.readouterr().err
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    entry = results["tasks"]["audio_quality"]
+    assert entry["result"]["headline"] == "utmos"
+    described = entry["pipeline"]["scorers"]["utmos"]
+    assert described["format"] == fmt and described["judge_id"] == 288 and described["sha256"]
+    rows = [json.loads(l) for l in open(entry["files"]["samples"])]
+    rated = [r["scores"]["utmos"]["value"] for r in rows if r["scores"]["utmos"]["status"] == "ok"]
+    assert rated and all(math.isfinite(v) for v in rated)
+    assert entry["result"]["metrics"]["utmos"]["value"] == pytest.approx(sum(rated) / len(rated))
+    assert all("silence_ratio" in r["scores"] for r in rows)
+
+
+def test_mos_checkpoint_errors_name_the_file_and_the_right_scorer(setup, tmp_path, capsys):
     import torch
     from torchaudio.models import squim_subjective_base
 
     root, model, _ = setup
     torch.manual_seed(0)
     torch.save(squim_subjective_base().state_dict(), tmp_path / "squim.pth")
-    args = ["--model", str(model), "--tasks", "mos", "--data-root", str(root / "data"), "--output-path",
-            str(tmp_path / "runs"), "--set", "mos.max_new_tokens=40", "--mos-checkpoint", str(tmp_path / "squim.pth")]
-    assert main(args) == 0, capsys.readouterr().err
-    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
-    entry = results["tasks"]["mos"]
-    mos = entry["result"]["metrics"]["mos"]
-    assert entry["pipeline"]["scorers"]["mos"]["sha256"] and mos["n"] > 0 and math.isfinite(mos["value"])
-    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    code = main([*args[:-1], str(tmp_path / "bad.pth")])
-    assert code == 2 and "--mos-checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
+    args = ["--model", str(model), "--tasks", "audio_quality", "--data-root", str(root / "data"), "--output-path",
+            str(tmp_path / "runs"), "--set", "audio_quality.max_new_tokens=40"]
+    assert main([*args, "--mos-checkpoint", str(tmp_path / "squim.pth")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "squim.pth" in last and "squim_mos" in last
+    # The SQUIM weights do score once the task is told to use that scorer.
+    squim = [*args, "--mos-checkpoint", str(tmp_path / "squim.pth"), "--set",
+             "audio_quality.scorers=[squim_mos,silence_ratio]"]
+    assert main(squim) == 0, capsys.readouterr().err
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    assert main([*args, "--mos-checkpoint", str(tmp_path / "bad.ckpt")]) == 2
+    assert "bad.ckpt" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(args) == 2
+    assert "--mos-checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_changed_prompt_audio_is_refused_not_silently_reused(setup, tmp_path, capsys):
@@ -161,8 +196,8 @@ def test_changed_prompt_audio_is_refused_not_silently_reused(setup, tmp_path, ca
     root, model, text_lm = setup
     data = tmp_path / "data"
     sh.copytree(root / "data", data)
-    args = ["--model", str(model), "--tasks", "audio_quality", "--data-root", str(data), "--output-path",
-            str(tmp_path / "runs"), "--set", "audio_quality.max_new_tokens=20"]
+    args = ["--model", str(model), "--tasks", "signal_quality", "--data-root", str(data), "--output-path",
+            str(tmp_path / "runs"), "--set", "signal_quality.max_new_tokens=20"]
     assert main(args) == 0
     wav, rate = sf.read(data / "prompts" / "p0.wav")
     sf.write(data / "prompts" / "p0.wav", wav[::-1].copy(), rate)

@@ -1,12 +1,13 @@
-"""Tiny random-weight unit LMs in the published checkpoint formats, saved to disk for loading through the user path.
+"""Tiny random-weight models in the published checkpoint formats, saved to disk for loading through the user path.
 
-Shapes follow the real configs' architectures (TWIST-350M/1.3B: OPT; TWIST-7B: LLaMA; Slam: Qwen2 inside slamkit's
-`speech_language_model` wrapper) at toy sizes.
+Shapes follow the real architectures at toy sizes: TWIST-350M/1.3B (OPT), TWIST-7B (LLaMA), Slam (Qwen2 inside
+slamkit's `speech_language_model` wrapper), and UTMOS (wav2vec 2.0 + BLSTM) in both of its published formats.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -72,3 +73,98 @@ def reference_loglikelihood(model: torch.nn.Module, token_ids: list[int]) -> flo
         logits = model(input_ids=ids).logits[0].float()
     logp = torch.log_softmax(logits[:-1], dim=-1)
     return float(logp[torch.arange(len(token_ids) - 1), ids[0, 1:]].sum())
+
+
+# --- UTMOS (strong learner without phoneme encoder) in its two published checkpoint formats ---------------------
+
+UTMOS_JUDGES = 300  # more than the judge id (288) inference uses
+
+
+def _fairseq_name(torchaudio_key: str) -> str:
+    """torchaudio's wav2vec 2.0 parameter name -> the fairseq name the published checkpoints store."""
+    rules = [
+        (r"feature_extractor\.conv_layers\.0\.layer_norm\.", "feature_extractor.conv_layers.0.2."),
+        (r"feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
+        (r"encoder\.feature_projection\.projection\.", "post_extract_proj."),
+        (r"encoder\.feature_projection\.layer_norm\.", "layer_norm."),
+        (r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0", "encoder.pos_conv.0.weight_g"),
+        (r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1", "encoder.pos_conv.0.weight_v"),
+        (r"encoder\.transformer\.pos_conv_embed\.conv\.", "encoder.pos_conv.0."),
+        (r"encoder\.transformer\.layer_norm\.", "encoder.layer_norm."),
+        (r"encoder\.transformer\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
+        (r"encoder\.transformer\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
+        (r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),
+        (r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.output_dense\.", r"encoder.layers.\1.fc2."),
+        (r"encoder\.transformer\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
+    ]
+    for pattern, replacement in rules:
+        renamed, n = re.subn("^" + pattern, replacement, torchaudio_key)
+        if n:
+            return renamed
+    raise KeyError(torchaudio_key)
+
+
+class Tripwire:
+    """Stands for the OmegaConf hyper-parameters a Lightning checkpoint pickles; records it if it is ever rebuilt."""
+
+    rebuilt = False
+
+    def __init__(self, content: dict):
+        self.content = content
+
+    def __setstate__(self, state: dict) -> None:
+        Tripwire.rebuilt = True
+        self.__dict__.update(state)
+
+
+def tiny_utmos_parts(seed: int = 0) -> dict[str, torch.Tensor | dict]:
+    """Random weights shaped like UTMOS at toy size: wav2vec 2.0 (16-channel encoder, 64-dim, 2 layers), 3 domains x 8,
+    300 judges x 8, BLSTM 16, projection 32."""
+    from torchaudio.models import wav2vec2_model
+
+    torch.manual_seed(seed)
+    ssl = wav2vec2_model(
+        extractor_mode="group_norm", extractor_conv_layer_config=[(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16, 2, 2)] * 2,
+        extractor_conv_bias=False, encoder_embed_dim=64, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
+        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=1, encoder_attention_dropout=0.0,
+        encoder_ff_interm_features=128, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
+        encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None,
+    )
+    fairseq = {_fairseq_name(k): v.detach().clone() for k, v in ssl.state_dict().items()}
+    fairseq["mask_emb"] = torch.rand(64)  # a pre-training remnant both published files keep
+    blstm = torch.nn.LSTM(64 + 8 + 8, 16, batch_first=True, bidirectional=True)
+    return {
+        "ssl": fairseq,
+        "domains": torch.randn(3, 8),
+        "judges": torch.randn(UTMOS_JUDGES, 8),
+        "blstm": {k: v.detach().clone() for k, v in blstm.state_dict().items()},
+        "proj0": torch.nn.Linear(32, 32).state_dict(),
+        "proj_last": torch.nn.Linear(32, 1).state_dict(),
+        "torchaudio_ssl": {k: v.detach().clone() for k, v in ssl.state_dict().items()},
+    }
+
+
+def save_utmos(path: Path, fmt: str, seed: int = 0, judge_id: int = 288) -> Path:
+    """UTMOS random weights in the authors' Lightning format (`fmt="lightning"`) or SpeechMOS's (`"speechmos"`)."""
+    parts = tiny_utmos_parts(seed)
+    if fmt == "lightning":
+        state = {f"feature_extractors.0.ssl_model.{k}": v for k, v in parts["ssl"].items()}
+        state["feature_extractors.1.embedding.weight"] = parts["domains"]
+        state["output_layers.0.judge_embedding.weight"] = parts["judges"]
+        state.update({f"output_layers.0.decoder_rnn.{k}": v for k, v in parts["blstm"].items()})
+        state.update({f"output_layers.1.net.0.{k}": v for k, v in parts["proj0"].items()})
+        state.update({f"output_layers.1.net.3.{k}": v for k, v in parts["proj_last"].items()})
+        checkpoint = {"epoch": 3, "global_step": 7459, "pytorch-lightning_version": "1.5.10", "state_dict": state,
+                      "hyper_parameters": {"cfg": Tripwire({"model": {"feature_extractors": ["wav2vec_small.pt"]}})}}
+    elif fmt == "speechmos":
+        checkpoint = {f"wav2vec2.{k}": v for k, v in parts["ssl"].items()}
+        checkpoint["domain_emb"] = parts["domains"][0:1].clone()
+        checkpoint["judge_emb"] = parts["judges"][judge_id:judge_id + 1].clone()
+        checkpoint.update({f"blstm.{k}": v for k, v in parts["blstm"].items()})
+        checkpoint.update({f"projection.0.{k}": v for k, v in parts["proj0"].items()})
+        checkpoint.update({f"projection.2.{k}": v for k, v in parts["proj_last"].items()})
+    else:
+        raise ValueError(fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, path)
+    return path

@@ -1,15 +1,17 @@
-"""A learned MOS predictor: TorchAudio-SQUIM's subjective model (Kumar et al. 2023, "TorchAudio-Squim:
-Reference-less Speech Quality and Intelligibility measures in TorchAudio", ICASSP 2023).
+"""Learned MOS predictors of generated speech, each loading its published weights from `--mos-checkpoint FILE`
+(never from the network). Both score one waveform at a time, so a score never depends on what else is in the run.
 
-It predicts a 1-5 MOS for a recording given a *non-matching* clean reference; the prompt's own audio (the first
-seconds of a real utterance) serves as that reference. The architecture is torchaudio's; the published weights
-(`squim_subjective_bvcc_daps.pth`, the state dict torchaudio's SQUIM_SUBJECTIVE bundle downloads) load from a
-local path with `--mos-checkpoint FILE`, never from the network. This is not UTMOS: UTMOS's own checkpoint format is
-not supported.
+* `utmos`: UTMOS strong learner (Saeki et al. 2022, "UTMOS: UTokyo-SaruLab System for VoiceMOS Challenge 2022",
+  Interspeech 2022), reference-free; the authors' Lightning checkpoint or SpeechMOS's repackaging (`models.utmos`).
+* `squim_mos`: TorchAudio-SQUIM's subjective model (Kumar et al. 2023, "TorchAudio-Squim: Reference-less Speech
+  Quality and Intelligibility measures in TorchAudio", ICASSP 2023), which rates a recording against a
+  *non-matching* clean reference; the prompt's own audio (the first seconds of a real utterance) is that reference.
+  Its weights are `squim_subjective_bvcc_daps.pth`, the state dict torchaudio's SQUIM_SUBJECTIVE bundle downloads.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,41 +26,29 @@ from alignslm_eval.errors import UserError
 MIN_SECONDS = 0.5  # shorter continuations are too short to rate
 
 
-@register_scorer("squim_mos")
-class SquimMOS(ContinuationScorer):
-    metric = "mos"
+class LearnedMOS(ContinuationScorer):
+    """A MOS predictor with published weights at --mos-checkpoint, rating one continuation's audio at a time."""
+
     direction = "higher"
     needs = ("wav",)
     required_options = ("mos_checkpoint",)
+    #: the file(s) to name when --mos-checkpoint is missing
+    weights_hint = ""
 
     def __init__(self, checkpoint: str, device: str = "cpu"):
-        from torchaudio.models import squim_subjective_base
-
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise UserError(f"--mos-checkpoint {path}: file not found; download squim_subjective_bvcc_daps.pth "
-                            "where there is network and pass its path")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for a file that is not a safe state dict
-            raise UserError(f"--mos-checkpoint {path}: not a torch state dict loadable without unpickling code "
-                            f"({type(e).__name__})")
-        self.model = squim_subjective_base()
-        try:
-            self.model.load_state_dict(state)
-        except (RuntimeError, TypeError) as e:
-            raise UserError(f"--mos-checkpoint {path}: does not match the SQUIM subjective model "
-                            f"({str(e).splitlines()[0][:160]})")
-        self.model.eval().to(device)
+        self.path = Path(checkpoint)
         self.device = device
-        self.path = path
-        self.sha256 = file_sha256(path)
+        self.sha256 = file_sha256(self.path) if self.path.is_file() else None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "SquimMOS":
+    def from_options(cls, options: Mapping[str, Any]) -> "LearnedMOS":
         if not options.get("mos_checkpoint"):
-            raise UserError("the squim_mos scorer needs its weights: pass --mos-checkpoint squim_subjective_bvcc_daps.pth")
-        return cls(options["mos_checkpoint"], device=options.get("device", "cpu"))
+            raise UserError(f"the {cls.metric} scorer needs its weights: pass --mos-checkpoint {cls.weights_hint}")
+        return cls(str(options["mos_checkpoint"]), device=options.get("device", "cpu"))
+
+    @abstractmethod
+    def rate(self, wav: torch.Tensor, item: Continuation) -> Score:
+        """Score one continuation from its waveform [1, T] (16 kHz, on the scorer's device)."""
 
     @torch.inference_mode()
     def score(self, items: Sequence[Continuation]) -> list[Score]:
@@ -66,20 +56,71 @@ class SquimMOS(ContinuationScorer):
 
         out = []
         for item in items:
-            if not item.wav or not item.prompt_audio:
+            wav = read_generated(item.wav) if item.wav else None
+            if wav is None:
                 out.append(Score(None, "no audio"))
-                continue
-            wav = read_generated(item.wav)
-            if len(wav) < MIN_SECONDS * 16000:
+            elif len(wav) < MIN_SECONDS * 16000:
                 out.append(Score(None, f"shorter than {MIN_SECONDS} s"))
-                continue
-            reference = load_audio(Path(item.prompt_audio), 16000)
-            if item.prompt_cut_s:
-                reference = reference[: int(item.prompt_cut_s * 16000)]
-            value = self.model(torch.from_numpy(np.ascontiguousarray(wav))[None].to(self.device),
-                               torch.from_numpy(np.ascontiguousarray(reference))[None].to(self.device))
-            out.append(Score(float(value[0]), "ok"))
+            else:
+                out.append(self.rate(torch.from_numpy(np.ascontiguousarray(wav))[None].to(self.device), item))
         return out
+
+
+@register_scorer("utmos")
+class UTMOSScorer(LearnedMOS):
+    metric = "utmos"
+    weights_hint = "epoch=3-step=7459.ckpt (the authors' UTMOS checkpoint) or SpeechMOS's utmos22_strong_step7459_v1.pt"
+
+    def __init__(self, checkpoint: str, device: str = "cpu"):
+        from alignslm_eval.models.utmos import load_utmos
+
+        super().__init__(checkpoint, device)
+        model, self.format = load_utmos(self.path)
+        self.model = model.to(device)
+
+    def rate(self, wav: torch.Tensor, item: Continuation) -> Score:
+        return Score(float(self.model(wav)[0]), "ok")
+
+    def describe(self) -> dict[str, Any]:
+        from alignslm_eval.models.utmos import DOMAIN_ID, JUDGE_ID
+
+        return {"scorer": "utmos", "checkpoint": str(self.path), "sha256": self.sha256, "format": self.format,
+                "domain_id": DOMAIN_ID, "judge_id": JUDGE_ID, "range_clipping": False,
+                "citation": "Saeki et al. 2022, UTMOS, Interspeech (arXiv:2204.02152)"}
+
+
+@register_scorer("squim_mos")
+class SquimMOS(LearnedMOS):
+    metric = "squim_mos"
+    weights_hint = "squim_subjective_bvcc_daps.pth"
+
+    def __init__(self, checkpoint: str, device: str = "cpu"):
+        from torchaudio.models import squim_subjective_base
+
+        from alignslm_eval.models.torch_checkpoint import load_checkpoint
+
+        super().__init__(checkpoint, device)
+        path = self.path
+        state = load_checkpoint(path, "--mos-checkpoint")
+        if isinstance(state, Mapping) and ("state_dict" in state or "judge_emb" in state):
+            raise UserError(f"--mos-checkpoint {path}: this is a UTMOS checkpoint, not SQUIM; score it with the utmos "
+                            "scorer (the audio_quality task)")
+        self.model = squim_subjective_base()
+        try:
+            self.model.load_state_dict(state)
+        except (RuntimeError, TypeError) as e:
+            raise UserError(f"--mos-checkpoint {path}: does not match the SQUIM subjective model "
+                            f"({str(e).splitlines()[0][:160]})")
+        self.model.eval().to(device)
+
+    def rate(self, wav: torch.Tensor, item: Continuation) -> Score:
+        if not item.prompt_audio:
+            return Score(None, "no prompt audio")
+        reference = load_audio(Path(item.prompt_audio), 16000)
+        if item.prompt_cut_s:
+            reference = reference[: int(item.prompt_cut_s * 16000)]
+        return Score(float(self.model(wav, torch.from_numpy(np.ascontiguousarray(reference))[None].to(self.device))[0]),
+                     "ok")
 
     def describe(self) -> dict[str, Any]:
         return {"scorer": "squim_mos", "checkpoint": str(self.path), "sha256": self.sha256,

@@ -21,9 +21,10 @@ def test_demo_runs_every_task(demo_run):
     assert code == 0
     results = json.loads(next((root / "runs" / "demo").glob("results_*.json")).read_text())
     assert set(results["tasks"]) == {"swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon", "continuation",
-                                     "audio_quality"}
+                                     "signal_quality"}
     # No judge endpoint offline: `--tasks all` leaves gpt4o_score out and says why in the results.
     assert "--judge-model" in results["skipped_tasks"]["gpt4o_score"]
+    assert "--mos-checkpoint" in results["skipped_tasks"]["audio_quality"]
     assert results["tasks"]["continuation"]["pipeline"]["scorers"]["genppl"]["text_lm"]["local_dir"]
     salmon = results["tasks"]["salmon"]
     assert salmon["protocol"]["settings"]["parts"] == [
