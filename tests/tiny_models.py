@@ -117,36 +117,41 @@ class Tripwire:
         self.__dict__.update(state)
 
 
-def tiny_utmos_parts(seed: int = 0) -> dict[str, torch.Tensor | dict]:
-    """Random weights shaped like UTMOS at toy size: wav2vec 2.0 (16-channel encoder, 64-dim, 2 layers), 3 domains x 8,
-    300 judges x 8, BLSTM 16, projection 32."""
-    from torchaudio.models import wav2vec2_model
+def tiny_utmos_parts(seed: int = 0, full_size: bool = False) -> dict[str, torch.Tensor | dict]:
+    """Random UTMOS weights. Toy size: wav2vec 2.0 with a 16-channel encoder, 64 dims and 2 layers, 3 domains x 8,
+    300 judges x 8, BLSTM 16, projection 32. Full size is the published shape: wav2vec 2.0 base, 3 domains x 128,
+    3000 judges x 128, BLSTM 512, projection 2048."""
+    from torchaudio.models import wav2vec2_base, wav2vec2_model
 
     torch.manual_seed(seed)
-    ssl = wav2vec2_model(
-        extractor_mode="group_norm", extractor_conv_layer_config=[(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16, 2, 2)] * 2,
-        extractor_conv_bias=False, encoder_embed_dim=64, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
-        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=1, encoder_attention_dropout=0.0,
-        encoder_ff_interm_features=128, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
-        encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None,
-    )
+    if full_size:
+        ssl, width, emb, judges, hidden, proj = wav2vec2_base(), 768, 128, 3000, 512, 2048
+    else:
+        ssl = wav2vec2_model(
+            extractor_mode="group_norm", extractor_conv_layer_config=[(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16, 2, 2)] * 2,
+            extractor_conv_bias=False, encoder_embed_dim=64, encoder_projection_dropout=0.0,
+            encoder_pos_conv_kernel=16, encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=1,
+            encoder_attention_dropout=0.0, encoder_ff_interm_features=128, encoder_ff_interm_dropout=0.0,
+            encoder_dropout=0.0, encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None,
+        )
+        width, emb, judges, hidden, proj = 64, 8, UTMOS_JUDGES, 16, 32
     fairseq = {_fairseq_name(k): v.detach().clone() for k, v in ssl.state_dict().items()}
-    fairseq["mask_emb"] = torch.rand(64)  # a pre-training remnant both published files keep
-    blstm = torch.nn.LSTM(64 + 8 + 8, 16, batch_first=True, bidirectional=True)
+    fairseq["mask_emb"] = torch.rand(width)  # a pre-training remnant both published files keep
+    blstm = torch.nn.LSTM(width + 2 * emb, hidden, batch_first=True, bidirectional=True)
     return {
         "ssl": fairseq,
-        "domains": torch.randn(3, 8),
-        "judges": torch.randn(UTMOS_JUDGES, 8),
+        "domains": torch.randn(3, emb),
+        "judges": torch.randn(judges, emb),
         "blstm": {k: v.detach().clone() for k, v in blstm.state_dict().items()},
-        "proj0": torch.nn.Linear(32, 32).state_dict(),
-        "proj_last": torch.nn.Linear(32, 1).state_dict(),
+        "proj0": torch.nn.Linear(2 * hidden, proj).state_dict(),
+        "proj_last": torch.nn.Linear(proj, 1).state_dict(),
         "torchaudio_ssl": {k: v.detach().clone() for k, v in ssl.state_dict().items()},
     }
 
 
-def save_utmos(path: Path, fmt: str, seed: int = 0, judge_id: int = 288) -> Path:
+def save_utmos(path: Path, fmt: str, seed: int = 0, judge_id: int = 288, full_size: bool = False) -> Path:
     """UTMOS random weights in the authors' Lightning format (`fmt="lightning"`) or SpeechMOS's (`"speechmos"`)."""
-    parts = tiny_utmos_parts(seed)
+    parts = tiny_utmos_parts(seed, full_size)
     if fmt == "lightning":
         state = {f"feature_extractors.0.ssl_model.{k}": v for k, v in parts["ssl"].items()}
         state["feature_extractors.1.embedding.weight"] = parts["domains"]

@@ -50,6 +50,15 @@ def test_both_formats_of_the_same_weights_score_alike_and_match_the_published_fo
     assert score == pytest.approx(expected, abs=1e-5)
 
 
+def test_the_published_full_size_shapes_load(tmp_path):
+    """wav2vec 2.0 base (12 heads of 64), 3000 listeners, BLSTM 512, projection 2048, in the authors' format."""
+    model, _ = load_utmos(save_utmos(tmp_path / "full.ckpt", "lightning", full_size=True))
+    assert model.ssl.encoder.transformer.layers[0].attention.num_heads == 12
+    assert len(model.ssl.encoder.transformer.layers) == 12
+    assert model.blstm.input_size == 768 + 128 + 128 and model.blstm.hidden_size == 512
+    assert torch.isfinite(model(0.1 * torch.randn(1, 8000))).all()
+
+
 def test_the_listener_row_is_the_one_inference_uses(tmp_path, speech):
     lightning, _ = load_utmos(save_utmos(tmp_path / "a.ckpt", "lightning"))
     other_judge, _ = load_utmos(save_utmos(tmp_path / "b.pt", "speechmos", judge_id=5))
