@@ -28,7 +28,6 @@ Empty waveforms give "" without running the model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,7 +36,7 @@ import numpy as np
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.registry import register_asr
 from alignslm_eval.errors import UserError
-from alignslm_eval.models.loading import hub_offline, looks_like_local_path
+from alignslm_eval.models.loading import hub_offline, looks_like_local_path, read_model_config
 
 _ARGS = ("path", "language", "batch_size", "device", "dtype", "num_beams", "max_new_tokens", "long_form", "revision")
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -136,20 +135,12 @@ class WhisperASR(ASR):
 
         local = Path(self.path).expanduser()
         if local.exists():
-            config_file = local / "config.json"
-            if not local.is_dir() or not config_file.is_file():
-                raise UserError(
-                    f"{self.path}: no config.json here; give a Whisper directory saved with save_pretrained "
-                    "(model and processor) or a hub id"
-                )
-            try:
-                model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-            except (ValueError, AttributeError) as e:
-                raise UserError(
-                    f"{config_file}: not a JSON config ({_one_line(e)}); re-save the model with save_pretrained"
-                )
-            if model_type != "whisper":
-                raise UserError(f"{config_file}: model_type is {model_type!r}, not 'whisper'; give a Whisper model")
+            read_model_config(
+                local,
+                ("whisper",),
+                "Whisper",
+                "give a Whisper directory saved with save_pretrained (model and processor) or a hub id",
+            )
             source = str(local)
         elif looks_like_local_path(self.path):
             raise UserError(f"{self.path}: no such model directory; check the path or give a hub id like org/name")

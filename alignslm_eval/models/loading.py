@@ -45,16 +45,33 @@ def resolve_checkpoint(model: str, revision: Optional[str] = None) -> tuple[Path
     return local, {"hub_id": model, "revision": revision, "resolved_commit": local.name, "local_dir": str(local)}
 
 
-def read_config(checkpoint: Path) -> dict[str, Any]:
+def read_config(
+    checkpoint: Path, hint: str = "pass a checkpoint directory saved with save_pretrained (config + weights)"
+) -> dict[str, Any]:
+    """Parse checkpoint/config.json; a missing or malformed file is a UserError, `hint` says what to pass instead."""
     config = checkpoint / "config.json"
     if not config.is_file():
-        raise UserError(
-            f"{checkpoint}: no config.json; pass a checkpoint directory saved with save_pretrained (config + weights)"
-        )
+        raise UserError(f"{checkpoint}: no config.json here; {hint}")
     try:
-        return json.loads(config.read_text())
+        data = json.loads(config.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise UserError(f"{config}: not valid JSON ({e})")
+        raise UserError(f"{config}: not valid JSON ({e}); re-save the model with save_pretrained")
+    if not isinstance(data, dict):
+        raise UserError(f"{config}: not a JSON object; re-save the model with save_pretrained")
+    return data
+
+
+def read_model_config(directory: Path, model_types: tuple[Optional[str], ...], what: str, hint: str) -> dict[str, Any]:
+    """read_config(directory, hint), and a UserError unless its model_type is one of `model_types` (None: absent).
+
+    `what` names the model family in that error, e.g. "Whisper" -> "...; give a Whisper model".
+    """
+    config = read_config(directory, hint)
+    model_type = config.get("model_type")
+    if model_type not in model_types:
+        wanted = " or ".join(repr(t) for t in model_types if t is not None)
+        raise UserError(f"{directory / 'config.json'}: model_type is {model_type!r}, not {wanted}; give a {what} model")
+    return config
 
 
 def weights_fingerprint(checkpoint: Path) -> str:

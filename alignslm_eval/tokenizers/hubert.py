@@ -42,7 +42,7 @@ from alignslm_eval.api.registry import register_tokenizer
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.audio import file_sha256
 from alignslm_eval.errors import UserError
-from alignslm_eval.models.loading import hub_offline, looks_like_local_path
+from alignslm_eval.models.loading import hub_offline, looks_like_local_path, read_model_config
 from alignslm_eval.tokenizers.kmeans import KMeansQuantizer
 
 _ARGS = ("path", "kmeans", "layer", "device", "revision")
@@ -148,18 +148,12 @@ class HubertTokenizer(SpeechTokenizer):
         from transformers import HubertModel
 
         if self._local_dir is not None:
-            config_file = self._local_dir / "config.json"
-            if not self._local_dir.is_dir() or not config_file.is_file():
-                raise UserError(
-                    f"{self.path}: no HuBERT config.json here; give a directory saved with "
-                    "HubertModel.save_pretrained or a hub id"
-                )
-            try:
-                model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-            except (ValueError, AttributeError) as e:
-                raise UserError(f"{config_file}: not a JSON config ({e}); re-save the model with save_pretrained")
-            if model_type not in (None, "hubert"):
-                raise UserError(f"{config_file}: model_type is {model_type!r}, not 'hubert'; give a HuBERT model")
+            read_model_config(
+                self._local_dir,
+                (None, "hubert"),
+                "HuBERT",
+                "give a HuBERT directory saved with HubertModel.save_pretrained or a hub id",
+            )
             source = str(self._local_dir)
         elif looks_like_local_path(self.path):
             raise UserError(f"{self.path}: no such model directory; check the path or give a hub id like org/name")

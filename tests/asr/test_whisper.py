@@ -207,6 +207,9 @@ def test_bad_paths_and_arguments(model_dir, hub_cache, tmp_path):
     (hubert / "config.json").write_text(json.dumps({"model_type": "hubert"}))
     with pytest.raises(UserError, match="not 'whisper'"):
         WhisperASR.from_args(path=str(hubert))
+    (hubert / "config.json").write_text("{")
+    with pytest.raises(UserError, match="config.json: not valid JSON"):
+        WhisperASR.from_args(path=str(hubert))
     with pytest.raises(UserError, match="missing path="):
         WhisperASR.from_args()
     with pytest.raises(UserError, match="unknown argument.*beam_size"):

@@ -133,6 +133,11 @@ def test_user_errors(models: dict[str, Path], kmeans_file: Path, tmp_path: Path)
     empty.mkdir()
     with pytest.raises(UserError, match="config.json"):
         HubertTokenizer.from_args(path=str(empty), kmeans=str(kmeans_file))
+    whisper = tmp_path / "whisper"
+    whisper.mkdir()
+    (whisper / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    with pytest.raises(UserError, match="model_type is 'whisper', not 'hubert'"):
+        HubertTokenizer.from_args(path=str(whisper), kmeans=str(kmeans_file))
     no_weights = tmp_path / "no_weights"
     no_weights.mkdir()
     (no_weights / "config.json").write_text((models["hubert_base"] / "config.json").read_text())
