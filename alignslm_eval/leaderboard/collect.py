@@ -30,6 +30,7 @@ DIRECTIONS: dict[str, str] = {
     "semantic_rating": "higher",
     "utmos": "higher",
     "squim_mos": "higher",
+    "mos": "higher",  # squim_mos's name in results files written before UTMOS was added
     "genppl": "lower",
     "auto_bleu": "lower",
     "silence_ratio": "lower",

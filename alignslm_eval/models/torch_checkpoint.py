@@ -9,6 +9,8 @@ usual and the foreign objects come back as empty placeholders; no function or cl
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +41,28 @@ def _stand_in(global_name: str) -> type:
     return type("ForeignObject", (ForeignObject,), {"pickled_as": global_name})
 
 
+def _reason(error: Exception) -> str:
+    """What torch refused, without its opening advice to load unsafely."""
+    if isinstance(error, pickle.UnpicklingError):
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        said = next((line for line in lines[1:] if not line.startswith("Check the documentation")), lines[0] if lines else "")
+        return f"{said[:160]} The file pickles code, which is never run: give the published weights file"
+    first = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first[:160]}"
+
+
 def load_checkpoint(path: Path, option: str) -> Any:
     """The checkpoint at `path` with foreign objects replaced by `ForeignObject`s. `option` names the flag the
     file came from, for the one-line error."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{option} {path}: file not found")
+        raise UserError(f"{option} {path}: {'a directory, not a file' if path.is_dir() else 'file not found'}; "
+                        "give the checkpoint file")
     try:
-        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        # Files from torch.save before 1.6 are not zip archives and cannot be scanned; they load with the allow-list
+        # alone, which covers plain tensor checkpoints.
+        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipfile.is_zipfile(path) else []
         with torch.serialization.safe_globals([(_stand_in(name), name) for name in foreign]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint at all
-        first = (str(e).splitlines() or [""])[0][:160]
-        raise UserError(f"{option} {path}: not a readable torch checkpoint ({type(e).__name__}: {first})")
+        raise UserError(f"{option} {path}: not a readable torch checkpoint ({_reason(e)})")

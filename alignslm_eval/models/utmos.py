@@ -114,6 +114,13 @@ def _speechmos_parts(state: Mapping[str, torch.Tensor]) -> _Parts:
                   blstm=_strip(state, "blstm."), projection=_strip(state, "projection."), format="speechmos")
 
 
+def _named_tensors(state: Mapping, where: str) -> Mapping[str, torch.Tensor]:
+    bad = next((k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise UserError(f"{where}: weight entry {str(bad)[:80]!r} is not a named tensor; give the published UTMOS file")
+    return state
+
+
 def _wav2vec2(fairseq_state: Mapping[str, torch.Tensor], where: str) -> nn.Module:
     """torchaudio's wav2vec 2.0 sized from the weights, loaded from fairseq-named tensors."""
     from torchaudio.models import wav2vec2_model
@@ -123,30 +130,35 @@ def _wav2vec2(fairseq_state: Mapping[str, torch.Tensor], where: str) -> nn.Modul
         state = _convert_state_dict(fairseq_state)
     except ValueError as e:
         raise UserError(f"{where}: wav2vec 2.0 weights with names fairseq does not use ({e})")
+    if "feature_extractor.conv_layers.1.layer_norm.weight" in state or "feature_extractor.conv_layers.0.conv.bias" in state:
+        # Large / XLSR encoders also normalise before each block, which the weights cannot show; scoring them with
+        # the base forward would be silently wrong.
+        raise UserError(f"{where}: a wav2vec 2.0 large/XLSR-style encoder; only UTMOS on wav2vec 2.0 base, the "
+                        "published strong learner, is supported")
     convs = [state.get(f"feature_extractor.conv_layers.{i}.conv.weight") for i in range(len(CONV_KERNELS))]
-    if any(c is None for c in convs) or tuple(c.shape[2] for c in convs) != CONV_KERNELS \
+    if any(c is None or c.dim() != 3 for c in convs) or tuple(c.shape[2] for c in convs) != CONV_KERNELS \
             or f"feature_extractor.conv_layers.{len(CONV_KERNELS)}.conv.weight" in state:
         raise UserError(f"{where}: the wav2vec 2.0 feature encoder is not the standard 7 convolutions with kernels "
                         f"{CONV_KERNELS}")
-    mode = "layer_norm" if "feature_extractor.conv_layers.1.layer_norm.weight" in state else "group_norm"
-    embed = state["encoder.feature_projection.projection.weight"].shape[0]
-    pos = state["encoder.transformer.pos_conv_embed.conv.weight_v"]
-    layers = len({k.split(".")[3] for k in state if k.startswith("encoder.transformer.layers.")})
-    model = wav2vec2_model(
-        extractor_mode=mode,
-        extractor_conv_layer_config=[(c.shape[0], k, s) for c, k, s in zip(convs, CONV_KERNELS, CONV_STRIDES)],
-        extractor_conv_bias="feature_extractor.conv_layers.0.conv.bias" in state,
-        encoder_embed_dim=embed, encoder_projection_dropout=0.0,
-        encoder_pos_conv_kernel=pos.shape[2], encoder_pos_conv_groups=embed // pos.shape[1],
-        encoder_num_layers=layers, encoder_num_heads=max(1, embed // HEAD_DIM), encoder_attention_dropout=0.0,
-        encoder_ff_interm_features=state["encoder.transformer.layers.0.feed_forward.intermediate_dense.weight"].shape[0],
-        encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
-        # wav2vec 2.0 base (UTMOS's `wav2vec_small.pt`) normalises after each block; the weights cannot say so.
-        encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None,
-    )
     try:
+        embed = state["encoder.feature_projection.projection.weight"].shape[0]
+        pos = state["encoder.transformer.pos_conv_embed.conv.weight_v"]
+        model = wav2vec2_model(
+            extractor_mode="group_norm",
+            extractor_conv_layer_config=[(c.shape[0], k, s) for c, k, s in zip(convs, CONV_KERNELS, CONV_STRIDES)],
+            extractor_conv_bias=False, encoder_embed_dim=embed, encoder_projection_dropout=0.0,
+            encoder_pos_conv_kernel=pos.shape[2], encoder_pos_conv_groups=embed // pos.shape[1],
+            encoder_num_layers=len({k.split(".")[3] for k in state if k.startswith("encoder.transformer.layers.")}),
+            encoder_num_heads=max(1, embed // HEAD_DIM), encoder_attention_dropout=0.0,
+            encoder_ff_interm_features=state["encoder.transformer.layers.0.feed_forward.intermediate_dense.weight"].shape[0],
+            encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
+            # wav2vec 2.0 base (UTMOS's `wav2vec_small.pt`) normalises after each block
+            encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None,
+        )
         model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+    except KeyError as e:
+        raise UserError(f"{where}: wav2vec 2.0 weights incomplete (no {e.args[0]}); give the published UTMOS file")
+    except (IndexError, ValueError, ZeroDivisionError, RuntimeError) as e:
         raise UserError(f"{where}: wav2vec 2.0 weights do not fit ({str(e).splitlines()[0][:160]})")
     return model
 
@@ -156,9 +168,9 @@ def load_utmos(path: Path, option: str = "--mos-checkpoint") -> tuple[UTMOS, str
     checkpoint = load_checkpoint(path, option)
     where = f"{option} {path}"
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
-        parts = _lightning_parts(checkpoint["state_dict"], where)
+        parts = _lightning_parts(_named_tensors(checkpoint["state_dict"], where), where)
     elif isinstance(checkpoint, Mapping) and "judge_emb" in checkpoint and "domain_emb" in checkpoint:
-        parts = _speechmos_parts(checkpoint)
+        parts = _speechmos_parts(_named_tensors(checkpoint, where))
     elif isinstance(checkpoint, Mapping) and any(str(k).startswith("ssl_model.") for k in checkpoint):
         raise UserError(f"{where}: this is a TorchAudio-SQUIM state dict, not UTMOS; score it with the squim_mos "
                         "scorer (e.g. --set audio_quality.scorers=[squim_mos,silence_ratio])")
@@ -167,18 +179,19 @@ def load_utmos(path: Path, option: str = "--mos-checkpoint") -> tuple[UTMOS, str
                         "or SpeechMOS's .pt with judge_emb); give the published UTMOS strong-learner file")
     ssl = _wav2vec2(parts.ssl, where)
     try:
-        hidden = parts.blstm["weight_hh_l0"].shape[1]
-        blstm = nn.LSTM(parts.blstm["weight_ih_l0"].shape[1], hidden, batch_first=True, bidirectional=True)
+        blstm = nn.LSTM(parts.blstm["weight_ih_l0"].shape[1], parts.blstm["weight_hh_l0"].shape[1], batch_first=True,
+                        bidirectional=True)
         blstm.load_state_dict(parts.blstm, strict=True)
         first, last = parts.projection["0.weight"], parts.projection["2.weight"]
         projection = nn.Sequential(nn.Linear(first.shape[1], first.shape[0]), nn.ReLU(),
                                    nn.Linear(last.shape[1], last.shape[0]))
         projection.load_state_dict(parts.projection, strict=True)
-    except (KeyError, RuntimeError) as e:
-        raise UserError(f"{where}: BLSTM or projection weights missing or misshapen ({str(e).splitlines()[0][:160]})")
-    model = UTMOS(ssl, parts.domain.float(), parts.judge.float(), blstm, projection)
-    width = model.ssl.encoder.feature_projection.projection.out_features + model.domain.shape[1] + model.judge.shape[1]
-    if blstm.input_size != width:
-        raise UserError(f"{where}: the BLSTM takes {blstm.input_size} features but wav2vec 2.0 + domain + judge "
-                        f"give {width}")
-    return model.eval(), parts.format
+        if last.shape[0] != 1:
+            raise ValueError(f"the projection ends in {last.shape[0]} outputs, not one score")
+        model = UTMOS(ssl, parts.domain.float(), parts.judge.float(), blstm, projection).eval()
+        model(torch.zeros(1, MIN_SAMPLES))  # shapes that load but do not chain fail here, not mid-run
+    except KeyError as e:
+        raise UserError(f"{where}: BLSTM or projection weights incomplete (no {e.args[0]}); give the published file")
+    except (IndexError, ValueError, RuntimeError) as e:
+        raise UserError(f"{where}: BLSTM or projection weights do not fit ({str(e).splitlines()[0][:160]})")
+    return model, parts.format

@@ -3,7 +3,7 @@ import torch
 
 from alignslm_eval.audio import load_audio
 from alignslm_eval.errors import UserError
-from alignslm_eval.models.utmos import JUDGE_ID, load_utmos
+from alignslm_eval.models.utmos import load_utmos
 from tests.tiny_models import Tripwire, save_utmos, tiny_utmos_parts
 
 SPEECH = "audio/librispeech_dev-clean_2412-153948-0000.flac"
@@ -24,13 +24,13 @@ def test_published_formats_load_every_wav2vec2_weight(tmp_path, fmt):
     assert all(torch.equal(got[k], expected[k]) for k in expected)
 
 
-def test_both_formats_of_the_same_weights_score_alike_and_match_the_published_formula(tmp_path, speech):
+def test_both_formats_of_the_same_weights_score_alike_and_match_the_published_head(tmp_path, speech):
     lightning, _ = load_utmos(save_utmos(tmp_path / "a.ckpt", "lightning"))
     speechmos, _ = load_utmos(save_utmos(tmp_path / "b.pt", "speechmos"))
     score = float(lightning(speech)[0])
     assert score == pytest.approx(float(speechmos(speech)[0]), abs=1e-5)
 
-    # The formula written out from the paper's description, with the domain-0 and judge-288 rows.
+    # The head written out from the paper's description, with the rows the authors' demo uses: domain 0, judge 288.
     parts = tiny_utmos_parts()
     from torchaudio.models import wav2vec2_model
 
@@ -45,7 +45,7 @@ def test_both_formats_of_the_same_weights_score_alike_and_match_the_published_fo
     with torch.no_grad():
         frames = ssl(speech)[0][0]
         x = torch.cat([frames, parts["domains"][0].expand(len(frames), -1),
-                       parts["judges"][JUDGE_ID].expand(len(frames), -1)], dim=1)
+                       parts["judges"][288].expand(len(frames), -1)], dim=1)
         expected = float(last(torch.relu(first(blstm(x[None])[0][0]))).mean()) * 2 + 3
     assert score == pytest.approx(expected, abs=1e-5)
 
@@ -60,9 +60,10 @@ def test_the_published_full_size_shapes_load(tmp_path):
 
 
 def test_the_listener_row_is_the_one_inference_uses(tmp_path, speech):
-    lightning, _ = load_utmos(save_utmos(tmp_path / "a.ckpt", "lightning"))
-    other_judge, _ = load_utmos(save_utmos(tmp_path / "b.pt", "speechmos", judge_id=5))
-    assert float(lightning(speech)[0]) != pytest.approx(float(other_judge(speech)[0]), abs=1e-4)
+    score = float(load_utmos(save_utmos(tmp_path / "a.ckpt", "lightning"))[0](speech)[0])
+    row_288 = float(load_utmos(save_utmos(tmp_path / "b.pt", "speechmos", judge_id=288))[0](speech)[0])
+    row_287 = float(load_utmos(save_utmos(tmp_path / "c.pt", "speechmos", judge_id=287))[0](speech)[0])
+    assert score == pytest.approx(row_288, abs=1e-5) and score != pytest.approx(row_287, abs=1e-4)
 
 
 def test_lightning_hyper_parameters_are_never_rebuilt(tmp_path):
@@ -105,4 +106,25 @@ def test_a_truncated_lightning_checkpoint_names_what_is_missing(tmp_path):
     del checkpoint["state_dict"]["output_layers.1.net.3.weight"]
     torch.save(checkpoint, path)
     with pytest.raises(UserError, match="projection"):
+        load_utmos(path)
+
+
+def test_a_large_or_xlsr_encoder_is_refused_not_scored_with_the_base_forward(tmp_path):
+    path = save_utmos(tmp_path / "a.ckpt", "lightning")
+    checkpoint = torch.load(path, weights_only=False)
+    for i in range(1, 7):
+        checkpoint["state_dict"][f"feature_extractors.0.ssl_model.feature_extractor.conv_layers.{i}.2.1.weight"] = \
+            torch.ones(16)
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match="wav2vec 2.0 base"):
+        load_utmos(path)
+
+
+def test_a_projection_that_does_not_end_in_one_score_is_refused_at_load(tmp_path):
+    path = save_utmos(tmp_path / "a.ckpt", "lightning")
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["state_dict"]["output_layers.1.net.3.weight"] = torch.zeros(2, 32)
+    checkpoint["state_dict"]["output_layers.1.net.3.bias"] = torch.zeros(2)
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match="not one score"):
         load_utmos(path)

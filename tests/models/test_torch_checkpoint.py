@@ -1,0 +1,61 @@
+import builtins
+import os
+
+import pytest
+import torch
+
+from alignslm_eval.errors import UserError
+from alignslm_eval.models.torch_checkpoint import ForeignObject, load_checkpoint
+
+
+class RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class RunsEval:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return builtins.eval, (f"open({str(self.marker)!r}, 'w')",)
+
+
+def test_a_blocked_global_is_refused_in_one_line_and_never_called(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"w": torch.ones(2), "x": RunsShell(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(UserError) as e:
+        load_checkpoint(tmp_path / "evil.pt", "--opt")
+    message = str(e.value)
+    assert "evil.pt" in message and "system" in message and "\n" not in message
+    assert "weights_only` set to `False`" not in message  # torch's advice to load unsafely is not passed on
+    assert not marker.exists()
+
+
+def test_other_foreign_callables_become_inert_placeholders(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"w": torch.ones(2), "x": RunsEval(marker)}, tmp_path / "evil.pt")
+    loaded = load_checkpoint(tmp_path / "evil.pt", "--opt")
+    assert torch.equal(loaded["w"], torch.ones(2))
+    assert isinstance(loaded["x"], ForeignObject) and loaded["x"].pickled_as == "builtins.eval"
+    assert not marker.exists()
+
+
+def test_a_pre_zip_torch_file_of_tensors_loads(tmp_path):
+    torch.save({"w": torch.arange(3)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint(tmp_path / "old.pt", "--opt")["w"], torch.arange(3))
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "garbage"])
+def test_unreadable_paths_are_one_line_errors(tmp_path, kind):
+    path = tmp_path / "weights.pt"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "garbage":
+        path.write_bytes(b"\x00garbage")
+    with pytest.raises(UserError) as e:
+        load_checkpoint(path, "--opt")
+    assert str(e.value).startswith(f"--opt {path}:") and "\n" not in str(e.value)
