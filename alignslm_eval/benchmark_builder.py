@@ -100,8 +100,10 @@ def _read_rows(path: Path, required: Sequence[str], what: str) -> list[_Row]:
     `what` describes the expected file for error messages, e.g. "a BLiMP .jsonl file".
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--input {path}: is a directory, not {what}; give the path of the file(s) inside it")
     if not path.is_file():
-        raise UserError(f"{path}: input file not found; check the path")
+        raise UserError(f"--input {path}: input file not found; check the path")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -203,15 +205,28 @@ def _voices(tts: EspeakTTS, voices: Union[str, Voice, Iterable[Union[str, Voice]
 # ----------------------------------------------------------------------------------------------------- output
 
 
+def check_out_root(out_root: Path) -> None:
+    """--out must be a folder or creatable as one; checked before any synthesis."""
+    blocker = next((p for p in (out_root, *out_root.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "it" if blocker == out_root else str(blocker)
+        raise UserError(f"--out {out_root}: {where} is a file, not a folder; choose an output folder (created if "
+                        "missing)")
+    for card in (out_root / CARD_JSON, out_root / CARD_MD):
+        if card.is_dir():
+            raise UserError(f"--out {out_root}: {card} is a folder, but the dataset card is written there; remove it")
+
+
 def _prepare(folder: Path, overwrite: bool) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: exists and is not a folder; remove it or choose another output folder")
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"{blocker}: exists and is not a folder; remove it or choose another output folder")
     if folder.is_dir():
         existing = sorted(folder.iterdir())
         if existing and not overwrite:
             raise UserError(
-                f"{folder}: already holds {len(existing)} file(s); pass --overwrite (overwrite=True) to replace a "
-                "previous build, or choose another output folder"
+                f"{folder}: already holds {len(existing)} file(s); pass --overwrite to replace a previous build, or "
+                "choose another output folder"
             )
         for path in existing:
             if path.is_file() and (path.suffix.lower() == ".wav" or path.name in _BUILT_FILES):
@@ -422,6 +437,7 @@ def build_sblimp(
     files = _as_list(jsonl_files)
     if not files:
         raise UserError("no BLiMP files given; pass one or more .jsonl files")
+    check_out_root(Path(out_root))
     _check_split(split)
     _check_limit(n_per_phenomenon, "n_per_phenomenon")
     tts = tts or default_tts()
@@ -533,6 +549,7 @@ def build_swuggy(
     pairs.
     """
     path = Path(word_file)
+    check_out_root(Path(out_root))
     _check_split(split)
     _check_limit(limit, "limit")
     tts = tts or default_tts()
@@ -615,6 +632,7 @@ def build_storycloze(
     lists what every file says and which story its ending came from.
     """
     path = Path(csv_file)
+    check_out_root(Path(out_root))
     _check_limit(n_stories, "n_stories")
     tts = tts or default_tts()
     voice_list = _voices(tts, voices)
@@ -716,6 +734,7 @@ def build_pairs(
     voices each pair appears once per voice as `<id>@<voice>`. `limit` keeps a seeded random sample of rows.
     """
     path = Path(file)
+    check_out_root(Path(out_root))
     _check_limit(limit, "limit")
     tts = tts or default_tts()
     voice_list = _voices(tts, voices)

@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from alignslm_eval.errors import UserError, run_command
+from alignslm_eval.errors import ArgumentParser, UserError, run_command
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
 VOCODER_FILE = "alignslm_vocoder.json"
@@ -52,7 +52,7 @@ def _task_data(items: Sequence[str]) -> dict[str, Path]:
 
 
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="alignslm-eval",
         description="Score a textless speech LM on spoken benchmarks. Other commands: `alignslm-eval ls`, "
         "`alignslm-eval zerospeech-score`.",
@@ -150,7 +150,7 @@ def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _unrunnable(specs: list, options: dict[str, Any]) -> dict[str, str]:
+def unrunnable_tasks(specs: list, options: dict[str, Any]) -> dict[str, str]:
     """Tasks whose scorers lack a required option (a judge endpoint, a text LM), with the reason."""
     from alignslm_eval.api.registry import SCORERS
 
@@ -201,14 +201,51 @@ def speech_tokenizer(args: argparse.Namespace, model_dir: Optional[str]):
     return TOKENIZERS.get(name).from_args(**kwargs)
 
 
-def cmd_run(argv: Sequence[str]) -> int:
-    args = run_parser().parse_args(argv)
+def _check_directory_option(path: Optional[Path], flag: str, must_exist: bool = False) -> None:
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: is a file, not a directory; give a directory")
+    if must_exist and not path.exists():
+        raise UserError(f"{flag} {path}: directory does not exist")
+
+
+def check_pipeline_arguments(args: argparse.Namespace) -> None:
+    """Pipeline flags that can be checked before anything is loaded or sampled."""
+    from urllib.parse import urlparse
+
+    for flag, value in (("--asr-args", args.asr_args), ("--vocoder-args", args.vocoder_args)):
+        _key_values(value, flag)
+    if args.judge_base_url:
+        url = urlparse(args.judge_base_url)
+        if url.scheme not in ("http", "https") or not url.netloc or " " in args.judge_base_url:
+            raise UserError(f"--judge-base-url {args.judge_base_url}: not an http(s) URL; give e.g. "
+                            "http://127.0.0.1:8000/v1")
+    for flag, value in (("--judge-concurrency", args.judge_concurrency), ("--judge-max-tokens", args.judge_max_tokens)):
+        if value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
+    if args.judge_timeout <= 0 or args.judge_max_retries < 0:
+        raise UserError("--judge-timeout must be positive and --judge-max-retries at least 0")
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1")
-    if args.data_root is not None and not args.data_root.is_dir():
-        raise UserError(f"--data-root {args.data_root}: directory does not exist")
+    if args.n_units is not None and args.n_units < 1:
+        raise UserError(f"--n-units {args.n_units}: must be at least 1")
+    if args.unit_offset is not None and args.unit_offset < 0:
+        raise UserError(f"--unit-offset {args.unit_offset}: must be 0 or more (the token id of unit 0)")
+    _check_directory_option(args.data_root, "--data-root", must_exist=True)
+    _check_directory_option(args.output_path, "--output-path")
+    _check_directory_option(args.cache_dir, "--cache-dir")
+    check_pipeline_arguments(args)
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    args = run_parser().parse_args(argv)
+    _check_run_arguments(args)
     from alignslm_eval.api.registry import MODELS
     from alignslm_eval.api.task import load_specs
     from alignslm_eval.cache import default_cache_dir
@@ -216,6 +253,14 @@ def cmd_run(argv: Sequence[str]) -> int:
     from alignslm_eval.results import markdown_summary
 
     overrides = _task_overrides(args.set)
+    requested = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not requested:
+        raise UserError(f"--tasks {args.tasks!r}: names no task; give comma-separated names (see `alignslm-eval ls`) "
+                        "or all")
+    not_run = sorted(set(overrides) - set(requested)) if requested != ["all"] else []
+    if not_run:
+        raise UserError(f"--set for {', '.join(not_run)}: not among the tasks run ({args.tasks}); add it to --tasks or "
+                        "drop the --set")
     model, data_root, cache_dir = args.model, args.data_root, args.cache_dir or default_cache_dir()
     if args.model == DEMO_NAME:
         from alignslm_eval.demo import ensure_demo
@@ -227,9 +272,8 @@ def cmd_run(argv: Sequence[str]) -> int:
             # The demo builds the SALMon parts a TTS can make; the override is recorded in the results.
             overrides.setdefault("salmon", {}).setdefault("parts", list(demo.salmon_parts))
         args.text_lm = args.text_lm or str(demo.text_lm_dir)
-    requested = [t.strip() for t in args.tasks.split(",") if t.strip()]
     specs = load_specs(requested, tuple(args.include_path), overrides)
-    skipped = _unrunnable(specs, scorer_options(args)) if requested == ["all"] else {}
+    skipped = unrunnable_tasks(specs, scorer_options(args)) if requested == ["all"] else {}
     for name, reason in skipped.items():
         # Only `--tasks all` skips, and says so here and in the results file; a named task fails instead.
         print(f"alignslm-eval: skipping {name}: {reason}", file=sys.stderr)
@@ -261,11 +305,25 @@ def cmd_run(argv: Sequence[str]) -> int:
     results, path = evaluate(tasks, lm, tokenizer, settings)
     print(markdown_summary(results))
     print(f"results: {path}")
-    return 0
+    return _report_unscored_tasks(results)
+
+
+def _report_unscored_tasks(results: dict[str, Any]) -> int:
+    """Exit status 1 (results kept) when a generation task scored no sample at all, e.g. every judge call failed."""
+    failed = 0
+    for name, entry in results["tasks"].items():
+        headline = entry["result"]["headline"]
+        if "pipeline" in entry and entry["result"]["metrics"][headline]["n"] == 0:
+            reasons = entry.get("unscored", {}).get(headline, {})
+            top = next(iter(reasons), "no sample")
+            print(f"alignslm-eval: {name}: no sample could be scored ({top!r} x{reasons.get(top, 0)}); the results "
+                  "file is kept, and a rerun retries what failed", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def cmd_ls(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="alignslm-eval ls", description="List registered tasks and components.")
+    p = ArgumentParser(prog="alignslm-eval ls", description="List registered tasks and components.")
     p.add_argument("--include-path", action="append", default=[], type=Path)
     args = p.parse_args(argv)
     from alignslm_eval.api.registry import MODELS, SCORERS, TASK_KINDS, TOKENIZERS
@@ -281,7 +339,7 @@ def cmd_ls(argv: Sequence[str]) -> int:
 
 
 def cmd_zerospeech_score(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="alignslm-eval zerospeech-score",
         description="Score a ZeroSpeech 2021 submission file (`<filename> <score>` lines) against a gold.csv.",
     )
@@ -302,7 +360,7 @@ def cmd_zerospeech_score(argv: Sequence[str]) -> int:
 
 
 def cmd_score(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="alignslm-eval score",
         description="Re-score a saved continuation run with other scorers, without sampling again. Vocoded audio "
         "and transcripts already in the run are reused; missing ones are made with --vocoder / --asr.",
@@ -313,6 +371,7 @@ def cmd_score(argv: Sequence[str]) -> int:
     p.add_argument("--device", default="cpu")
     add_pipeline_arguments(p)
     args = p.parse_args(argv)
+    check_pipeline_arguments(args)
     from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.continuation import ContinuationRun
     from alignslm_eval.pipeline import score_continuations
@@ -321,6 +380,8 @@ def cmd_score(argv: Sequence[str]) -> int:
 
     run = ContinuationRun(args.run_dir)
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--scorers {args.scorers!r}: names no scorer; see `alignslm-eval ls` for the scorers")
     scorers = [SCORERS.get(n) for n in names]
     if not all(isinstance(s, type) and hasattr(s, "from_options") for s in scorers):
         raise UserError(f"--scorers {args.scorers}: only continuation scorers can re-score a run")

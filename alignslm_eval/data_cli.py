@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alignslm_eval.errors import UserError, run_command
+from alignslm_eval.errors import ArgumentParser, UserError, run_command
 
 PROG = "alignslm-data"
 SYNTH_KINDS = ("sblimp", "swuggy", "storycloze", "pairs")
@@ -44,7 +44,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=PROG,
         description="Build spoken benchmarks (sBLIMP, sWUGGY, sSC/tSC, custom pairs) from text with espeak-ng, in "
         "the layouts `alignslm-eval --data-root` reads.",

@@ -1,7 +1,8 @@
 """The one exception type for bad user input, and how the command-line tools report it."""
 
+import argparse
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 
 class UserError(Exception):
@@ -23,3 +24,10 @@ def run_command(prog: str, body: Callable[[], int], interrupted: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
         return 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag on one line, like UserError, instead of reprinting the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

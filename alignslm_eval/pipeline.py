@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -49,12 +50,16 @@ class PipelineComponents:
         return self._asr
 
 
+def _needs(scorers: list[ContinuationScorer]) -> set[str]:
+    return {need for s in scorers for need in s.needs}
+
+
 def score_continuations(
     run: ContinuationRun, items: list[Continuation], prompts: list[Prompt], scorers: list[ContinuationScorer],
     components: PipelineComponents,
 ) -> tuple[dict[str, list[Score]], dict[str, Any]]:
     """Vocode and transcribe what the scorers need (reusing what the run already has), then score."""
-    needs = {need for s in scorers for need in s.needs}
+    needs = _needs(scorers)
     pipeline: dict[str, Any] = {"run_dir": str(run.root), "sampling": run.identity["sampling"]}
     if needs & {"wav", "text"}:
         vocoder = components.vocoder()
@@ -80,12 +85,20 @@ def evaluate_generation_task(
 ) -> dict[str, Any]:
     started = time.time()
     scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in task.scorers]
+    # Built now (and kept) so that a bad --vocoder or --asr fails before sampling, not after it.
+    if _needs(scorers) & {"wav", "text"}:
+        components.vocoder()
+    if "text" in _needs(scorers):
+        components.asr()
     run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
                                  task.prompt_seconds, task.spec.dedup)
     items = run.sample(prompts, lm, tokenizer)
     scores, pipeline = score_continuations(run, items, prompts, scorers, components)
     pipeline["prompt_seconds"] = task.prompt_seconds
     result = task.aggregate(scores)
+    # Why samples went unscored (judge errors, unparsable answers, silent audio), per metric, for the reader.
+    unscored = {metric: dict(Counter(s.status for s in values if s.value is None).most_common())
+                for metric, values in scores.items()}
     files: dict[str, Any] = {"run_dir": str(run.root)}
     if log_samples:
         path = output_dir / f"samples_{name}.jsonl"
@@ -100,6 +113,7 @@ def evaluate_generation_task(
         "pipeline": pipeline,
         "dataset": {"path": str(data_dir), "n_prompts": len(prompts), "n_samples": len(items)},
         "result": result.to_json(),
+        "unscored": {metric: counts for metric, counts in unscored.items() if counts},
         "files": files,
         "wall_time_s": round(time.time() - started, 3),
     }

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from alignslm_eval.benchmark_builder import SAMPLE_RATE, to_16k
+from alignslm_eval.benchmark_builder import SAMPLE_RATE, check_out_root, to_16k
 from alignslm_eval.errors import UserError
 from alignslm_eval.tts import EspeakTTS, default_tts
 
@@ -94,6 +94,7 @@ def build_salmon(
         raise UserError(f"SALMon parts {unknown} cannot be built from TTS; choose from {list(PARTS)}")
     if not sentences:
         raise UserError("SALMon builder: no sentences given")
+    check_out_root(Path(out_root))
     tts = tts or default_tts()
     record: dict = {"seed": seed, "language": language, "snr_db": SNR_DB, "rt60_s": RT60_S, "parts": {}}
     for part in parts:

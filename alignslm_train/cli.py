@@ -3,6 +3,9 @@
     alignslm-train --model CKPT --prompts DIR --judge-model M [--judge-base-url URL] --rounds 3 --output-dir runs/align
     alignslm-train --stage pairs --round 2 ...      # one stage of one round, alone
     alignslm-train merge --model CKPT --adapter runs/align/round-3/adapter --output merged/
+
+OUTPUT/config.json lists the commands run there and, once a round is complete, the settings its results depend on;
+a later command with other settings is refused rather than mixed into or written over those results.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from alignslm_eval.errors import UserError, run_command
+from alignslm_eval.errors import ArgumentParser, UserError, run_command
 
 STAGES = ("sample", "score", "pairs", "dpo")
+MERGED_FROM = "alignslm_merged_from.json"
 
 
 def _schedule(text: str) -> list[list[float]]:
@@ -34,7 +39,7 @@ def _schedule(text: str) -> list[list[float]]:
 def parser() -> argparse.ArgumentParser:
     from alignslm_eval.cli import add_pipeline_arguments
 
-    p = argparse.ArgumentParser(prog="alignslm-train", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="alignslm-train", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="base unit LM: hub id or local dir (or 'demo')")
     p.add_argument("--prompts", type=Path, required=True, help="folder of prompt utterances (wav/flac)")
     p.add_argument("--output-dir", type=Path, required=True)
@@ -74,15 +79,157 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: config.json sections: the settings each stage's results depend on ("dpo": every DPOSettings field). Once a round
+#: is complete they are fixed for its --output-dir.
+RESULT_SETTINGS = {
+    "sample": ("model", "prompts", "samples_per_prompt", "temperature", "top_k", "max_new_tokens", "prompt_seconds",
+               "seed", "tokenizer", "tokenizer_args"),
+    "score": ("pair_rule", "vocoder", "vocoder_args", "asr", "asr_args", "text_lm", "judge_model", "judge_prompt",
+              "judge_temperature", "judge_max_tokens"),
+    "pairs": ("pair_rule", "schedule", "max_auto_bleu"),
+}
+#: The config.json sections a stage's results depend on (every stage reads the sampled continuations).
+STAGE_SECTIONS = {"sample": ("sample",), "score": ("sample", "score"), "pairs": ("sample", "pairs"),
+                  "dpo": ("sample", "pairs", "dpo")}
+
+
+def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
+    """Every flag that can be checked without loading anything, so bad input fails before any model or judge work."""
+    from alignslm_eval.api.registry import SCORERS
+    from alignslm_eval.api.task import load_specs
+    from alignslm_eval.cli import DEMO_NAME, check_pipeline_arguments, scorer_options, unrunnable_tasks
+    from alignslm_train.loop import RULE_SCORERS
+
+    check_pipeline_arguments(args)
+
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise UserError(f"--output-dir {args.output_dir}: is a file; give a directory (a new one, or the run's to "
+                        "resume)")
+    for flag, folder in (("--prompts", args.prompts), ("--eval-data-root", args.eval_data_root)):
+        if folder is not None and not folder.is_dir():
+            raise UserError(f"{flag} {folder}: directory does not exist")
+    limits = (
+        ("--rounds", args.rounds, args.rounds >= 1, "at least 1"),
+        ("--round", args.round, args.round is None or args.round >= 1, "at least 1"),
+        ("--samples-per-prompt", args.samples_per_prompt, args.samples_per_prompt >= 2,
+         "at least 2 (a pair is a chosen and a rejected continuation of one prompt)"),
+        ("--temperature", args.temperature, args.temperature > 0, "greater than 0"),
+        ("--top-k", args.top_k, args.top_k >= 0, "0 (no top-k filtering) or more"),
+        ("--max-new-tokens", args.max_new_tokens, args.max_new_tokens >= 1, "at least 1"),
+        ("--prompt-seconds", args.prompt_seconds, args.prompt_seconds > 0, "greater than 0"),
+        ("--max-auto-bleu", args.max_auto_bleu, args.max_auto_bleu > 0, "greater than 0"),
+        ("--beta", args.beta, args.beta > 0, "greater than 0"),
+        ("--learning-rate", args.learning_rate, args.learning_rate > 0, "greater than 0"),
+        ("--lora-rank", args.lora_rank, args.lora_rank >= 1, "at least 1"),
+        ("--lora-alpha", args.lora_alpha, args.lora_alpha > 0, "greater than 0"),
+        ("--lora-dropout", args.lora_dropout, 0 <= args.lora_dropout < 1, "in [0, 1)"),
+        ("--batch-size", args.batch_size, args.batch_size >= 1, "at least 1"),
+        ("--epochs", args.epochs, args.epochs > 0, "greater than 0"),
+        ("--max-steps", args.max_steps, args.max_steps == -1 or args.max_steps >= 1, "-1 (run --epochs) or at least 1"),
+        ("--eval-every", args.eval_every, args.eval_every >= 0, "0 (never) or more"),
+        ("--eval-limit", args.eval_limit, args.eval_limit >= 1, "at least 1"),
+    )
+    for flag, value, ok, requirement in limits:
+        if not ok:  # also catches nan, which fails every comparison
+            raise UserError(f"{flag} {value}: must be {requirement}")
+    _schedule(args.schedule)
+    if not [t for t in args.target_modules.split(",") if t.strip()]:
+        raise UserError(f"--target-modules {args.target_modules!r}: give all-linear or comma-separated layer names")
+    if "dpo" in stages and not (args.device == "cpu" or args.device.startswith("cuda")):
+        raise UserError(f"--device {args.device}: DPO trains on cpu or cuda; choose one of them")
+    options = scorer_options(args)
+    if args.model == DEMO_NAME:
+        options["text_lm"] = options["text_lm"] or "demo"  # the demo brings its own text LM
+    if "score" in stages:
+        for name in RULE_SCORERS[args.pair_rule]:
+            missing = [o for o in SCORERS.get(name).required_options if not options.get(o)]
+            if missing:
+                raise UserError(f"--pair-rule {args.pair_rule} scores with {name}, which needs "
+                                f"{', '.join('--' + o.replace('_', '-') for o in missing)}; pass it")
+    tasks = [t.strip() for t in args.eval_tasks.split(",") if t.strip()]
+    if bool(tasks) != bool(args.eval_every):
+        raise UserError(f"--eval-tasks {args.eval_tasks!r} with --eval-every {args.eval_every}: mid-training "
+                        "evaluation needs both (task names and every how many steps), or neither")
+    if tasks:
+        try:
+            specs = load_specs(tasks)
+        except UserError as e:
+            raise UserError(f"--eval-tasks {args.eval_tasks}: {e}")
+        unrunnable = unrunnable_tasks(specs, options) if "dpo" in stages else {}
+        if unrunnable:
+            raise UserError("--eval-tasks: " + "; ".join(f"{task}: {why}" for task, why in unrunnable.items()))
+    try:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--output-dir {args.output_dir}: cannot create it ({e.strerror or e}); give a directory path")
+
+
+def _result_settings(args: argparse.Namespace, dpo) -> dict[str, dict[str, Any]]:
+    """config.json's sections from the flags, with local paths made absolute so the same run compares equal."""
+    values = {**vars(args), "schedule": _schedule(args.schedule)}
+    for key in ("model", "prompts", "text_lm", "judge_prompt"):
+        if values[key] is not None and Path(values[key]).exists():
+            values[key] = Path(values[key]).resolve()
+    sections = {name: {key: values[key] for key in keys} for name, keys in RESULT_SETTINGS.items()}
+    return json.loads(json.dumps({**sections, "dpo": asdict(dpo)}, default=str))
+
+
+def _stored(output_dir: Path) -> dict[str, Any]:
+    path = output_dir / "config.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError as e:
+        raise UserError(f"{path}: not valid JSON ({e}); restore it, or use a new --output-dir")
+
+
+def _refuse_other_settings(output_dir: Path, settings: dict[str, dict[str, Any]]) -> None:
+    """Completed rounds in `output_dir` are skipped, built on by later rounds and overwritten by single stages, so
+    they must come from the settings given now; unfinished work is keyed by its settings and needs no check."""
+    stored = _stored(output_dir).get("settings", {})
+    differ = [f"{key} {old!r} -> {new!r}" for section, values in settings.items() for key, new in values.items()
+              if (old := stored.get(section, {}).get(key)) is not None and new is not None and old != new]
+    if differ:
+        raise UserError(f"--output-dir {output_dir}: its results were made with other settings ({'; '.join(differ)});"
+                        f" use a new --output-dir for these, or rerun with the ones in {output_dir / 'config.json'}")
+
+
+def _record(output_dir: Path, sections: dict[str, dict[str, Any]], command: list[str]) -> None:
+    """Add the command that starts work and the settings of a completed round to config.json (settings already
+    there are kept)."""
+    stored = _stored(output_dir)
+    settings = stored.get("settings", {})
+    for name, values in sections.items():
+        old = settings.get(name, {})
+        settings[name] = {**values, **{k: v for k, v in old.items() if v is not None}}
+    # Older versions kept only the last command, under "command".
+    commands = stored.get("commands") or ([stored["command"]] if "command" in stored else [])
+    if commands[-1:] != [command]:
+        commands.append(command)
+    tmp = output_dir / "config.json.tmp"
+    tmp.write_text(json.dumps({"settings": settings, "commands": commands}, indent=2) + "\n")
+    tmp.replace(output_dir / "config.json")
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    _check(args, stages)
     from alignslm_eval.cache import default_cache_dir
     from alignslm_eval.cli import DEMO_NAME, pipeline_components, speech_tokenizer
-    from alignslm_train.dpo import DPOSettings
+    from alignslm_train.dpo import DPOSettings, check_target_modules
     from alignslm_train.loop import COMPLETE, AlignConfig, policy, stage_dpo, stage_pairs, stage_sample, stage_score
 
-    if not args.prompts.is_dir():
-        raise UserError(f"--prompts {args.prompts}: directory does not exist")
+    targets = args.target_modules if args.target_modules == "all-linear" else \
+        [t.strip() for t in args.target_modules.split(",") if t.strip()]
+    dpo = DPOSettings(beta=args.beta, learning_rate=args.learning_rate, lora_rank=args.lora_rank,
+                      lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=targets,
+                      per_device_batch_size=args.batch_size, num_epochs=args.epochs, max_steps=args.max_steps,
+                      seed=args.seed, device=args.device)
+    settings = _result_settings(args, dpo)
+    settings = {s: settings[s] for stage in stages for s in STAGE_SECTIONS[stage]}
+    _refuse_other_settings(args.output_dir, settings)
+    command = ["alignslm-train", *argv]
+
     cache_dir = args.cache_dir or default_cache_dir()
     model = args.model
     if model == DEMO_NAME:
@@ -96,30 +243,21 @@ def cmd_train(argv: Sequence[str]) -> int:
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_k=args.top_k,
         max_new_tokens=args.max_new_tokens, prompt_seconds=args.prompt_seconds, pair_rule=args.pair_rule,
         schedule=_schedule(args.schedule), max_auto_bleu=args.max_auto_bleu,
-        eval_tasks=[t for t in args.eval_tasks.split(",") if t], eval_every=args.eval_every,
+        eval_tasks=[t.strip() for t in args.eval_tasks.split(",") if t.strip()], eval_every=args.eval_every,
         eval_limit=args.eval_limit, eval_data_root=args.eval_data_root, seed=args.seed,
     )
-    targets = args.target_modules if args.target_modules == "all-linear" else args.target_modules.split(",")
-    dpo = DPOSettings(beta=args.beta, learning_rate=args.learning_rate, lora_rank=args.lora_rank,
-                      lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=targets,
-                      per_device_batch_size=args.batch_size, num_epochs=args.epochs, max_steps=args.max_steps,
-                      seed=args.seed, device=args.device)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "config.json").write_text(json.dumps(
-        {"command": ["alignslm-train", *argv], "align": json.loads(json.dumps(config.__dict__, default=str)),
-         "dpo": dpo.__dict__}, indent=2, default=str) + "\n")
-    if args.rounds < 1 or (args.round is not None and args.round < 1):
-        raise UserError("--rounds and --round count from 1")
     rounds = [args.round] if args.round is not None else list(range(1, args.rounds + 1))
-    stages = STAGES if args.stage == "all" else (args.stage,)
     for k in rounds:
         if args.stage == "all" and (config.round_dir(k) / COMPLETE).is_file():
             print(f"round {k}: already complete, skipped", file=sys.stderr)
             continue
         config.round_dir(k).mkdir(parents=True, exist_ok=True)
         lm = policy(config, k, device=args.device)
+        if "dpo" in stages:
+            check_target_modules(lm.model, dpo)
         tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
         components = pipeline_components(args, lm.describe().get("local_dir"))
+        _record(args.output_dir, {}, command)
         run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
         if "score" in stages:
             stage_score(config, k, run, components)
@@ -135,6 +273,7 @@ def cmd_train(argv: Sequence[str]) -> int:
                                               tokenizer, config.eval_data_root, config.eval_limit, cache_dir,
                                               f"round-{k}", components))
             adapter = stage_dpo(config, k, pairs, dpo, callbacks)
+            _record(args.output_dir, settings, command)
             print(f"round {k}: adapter {adapter}", file=sys.stderr)
     return 0
 
@@ -151,16 +290,34 @@ def _existing_run(config, k: int, lm, tokenizer):
 
 
 def cmd_merge(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="alignslm-train merge",
+    p = ArgumentParser(prog="alignslm-train merge",
                                 description="Write a checkpoint with a trained adapter (and its chain) merged in.")
     p.add_argument("--model", required=True)
     p.add_argument("--adapter", required=True)
     p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--cache-dir", type=Path, help="where `--model demo` is built (as for training)")
     args = p.parse_args(argv)
+    from alignslm_eval.cache import default_cache_dir
+    from alignslm_eval.cli import DEMO_NAME
     from alignslm_eval.models.hf_unit_lm import HFUnitLM
 
-    lm = HFUnitLM.from_args(args.model, adapter=args.adapter)
-    args.output.mkdir(parents=True, exist_ok=True)
+    if not Path(args.adapter).is_dir():
+        raise UserError(f"--adapter {args.adapter}: directory does not exist; pass a round's adapter dir, e.g. "
+                        "runs/align/round-1/adapter")
+    out = args.output
+    # Never write a checkpoint over other files (e.g. the base model's own dir); redoing a merge is fine.
+    if out.exists() and not (out / MERGED_FROM).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--output {out}: exists and is not an empty directory; give a new directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--output {out}: cannot create it ({e.strerror or e}); give a directory path")
+    model = args.model
+    if model == DEMO_NAME:
+        from alignslm_eval.demo import ensure_demo
+
+        model = str(ensure_demo(args.cache_dir or default_cache_dir()).model_dir)
+    lm = HFUnitLM.from_args(model, adapter=args.adapter)
     lm.model.save_pretrained(args.output)
     lm.vocab.save(args.output)
     source = Path(lm.describe()["local_dir"])
@@ -172,7 +329,7 @@ def cmd_merge(argv: Sequence[str]) -> int:
             for value in json.loads(spec.read_text()).get("args", {}).values():
                 if isinstance(value, str) and (source / value).is_file():
                     shutil.copy(source / value, args.output / value)
-    (args.output / "alignslm_merged_from.json").write_text(
+    (args.output / MERGED_FROM).write_text(
         json.dumps({"model": args.model, "adapter": lm.describe().get("adapter")}, indent=2) + "\n")
     print(f"merged checkpoint: {args.output}")
     return 0

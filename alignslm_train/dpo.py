@@ -230,6 +230,26 @@ def lora_config(settings: DPOSettings) -> "LoraConfig":
     )
 
 
+def check_target_modules(model: torch.nn.Module, settings: DPOSettings) -> None:
+    """Every target module name must match a layer LoRA can adapt: peft raises a bare error when none match and
+    silently skips names that match nothing."""
+    from transformers.pytorch_utils import Conv1D
+
+    targets = settings.target_modules
+    if targets == "all-linear":
+        return
+    layers = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding, Conv1D))]
+    # peft's rules: a string is a regex over the full module name, a list entry a module name or its last parts.
+    if isinstance(targets, str):
+        missing = [] if any(re.fullmatch(targets, n) for n in layers) else [targets]
+    else:
+        missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in layers)]
+    if missing:
+        known = sorted({n.rsplit(".", 1)[-1] for n in layers})
+        raise UserError(f"--target-modules {','.join(missing)}: no such layer in the model; give all-linear or "
+                        f"comma-separated layer names such as {','.join(known[:10])}")
+
+
 def dpo_config(settings: DPOSettings, output_dir: Path) -> "DPOConfig":
     """TRL's config for `settings`; CPU runs in float32 without activation checkpointing (TRL defaults to both on)."""
     from trl import DPOConfig
@@ -311,6 +331,7 @@ def build_trainer(
         # PeftModel.from_pretrained loads adapters frozen unless is_trainable=True.
         model.set_requires_grad("default", True)
     else:
+        check_target_modules(model, settings)
         peft_config = lora_config(settings)
     return DPOTrainer(
         model=model,

@@ -26,12 +26,14 @@ from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompt
 from alignslm_eval.errors import UserError
 from alignslm_eval.models.hf_unit_lm import ADAPTER_CHAIN_FILE, HFUnitLM
 from alignslm_eval.pipeline import PipelineComponents, score_continuations
-from alignslm_train.pairs import RULE_METRICS, Candidate, Pair, Sample, select_pairs
+from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
 
 #: chosen_min, rejected_max of the judge rule per round; later rounds reuse the last entry. Secondary summary of the
 #: Align-SLM paper (exact values not verifiable offline): round 1 >= 3 / <= 1, round 2 >= 4 / <= 2.
 DEFAULT_SCHEDULE = [[3.0, 1.0], [4.0, 2.0]]
 COMPLETE = "COMPLETE.json"
+#: The scorers `stage_score` runs for each pair rule.
+RULE_SCORERS = {"judge_threshold": ("judge_rating", "auto_bleu"), "perplexity": ("genppl", "auto_bleu")}
 
 
 @dataclass
@@ -96,9 +98,7 @@ def stage_sample(config: AlignConfig, k: int, lm: HFUnitLM, tokenizer) -> Contin
 
 def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: PipelineComponents) -> Path:
     """Score every sample with the rule's scorer and auto-BLEU, through the same scorers the eval tasks use."""
-    metric = RULE_METRICS[config.pair_rule]
-    names = {"semantic_rating": "judge_rating", "genppl": "genppl"}[metric], "auto_bleu"
-    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in names]
+    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in RULE_SCORERS[config.pair_rule]]
     items = run.items()
     scores, _ = score_continuations(run, items, run.prompts(), scorers, components)
     path = config.round_dir(k) / "scores.jsonl"

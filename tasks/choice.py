@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_task_kind
-from alignslm_eval.api.task import AudioItem, Choice, Metric, Task, TaskData, TaskResult, TaskSpec
+from alignslm_eval.api.task import SPEC_OVERRIDES, AudioItem, Choice, Metric, Task, TaskData, TaskResult, TaskSpec
 from alignslm_eval.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
 
@@ -90,7 +90,8 @@ def check_settings(spec: TaskSpec, allowed: Sequence[str]) -> None:
     """UserError naming the task file if `spec.settings` has a key the kind does not know (e.g. a --set typo)."""
     unknown = sorted(set(spec.settings) - set(allowed))
     if unknown:
-        raise UserError(f"{spec.source}: unknown setting(s) {unknown} for kind {spec.kind!r}; allowed: {list(allowed)}")
+        raise UserError(f"{spec.source}: unknown setting(s) {unknown} for kind {spec.kind!r}; allowed: "
+                        f"{[*allowed, *SPEC_OVERRIDES]}")
 
 
 # ---------------------------------------------------------------------------------------------------- StoryCloze

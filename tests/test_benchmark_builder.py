@@ -355,3 +355,18 @@ def test_built_sets_evaluate_end_to_end(sblimp, storycloze, tmp_path, shared_dat
     assert results["tasks"]["tstorycloze"]["dataset"]["n_choices"] == 20
     by_type = results["tasks"]["sblimp"]["result"]["breakdowns"]["by_type"]
     assert len(by_type) == 2 and all(m["n"] == 20 for m in by_type.values())
+
+
+def test_output_blocked_by_a_file(tmp_path, shared_data):
+    from alignslm_eval.salmon_builder import build_salmon
+
+    source = shared_data / "blimp" / "passive_1.jsonl"
+    (tmp_path / "syntactic").write_text("x")
+    with pytest.raises(UserError, match=r"syntactic: exists and is not a folder"):
+        build_sblimp([source], tmp_path, ["en-us"], n_per_phenomenon=1, progress=False)
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "dataset_card.json").mkdir()
+    with pytest.raises(UserError, match=r"dataset_card\.json is a folder"):
+        build_sblimp([source], tmp_path / "card", ["en-us"], n_per_phenomenon=1, progress=False)
+    with pytest.raises(UserError, match=r"--out .*: it is a file, not a folder"):
+        build_salmon(["one two three four"], tmp_path / "syntactic")

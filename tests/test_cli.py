@@ -217,6 +217,41 @@ def test_unknown_task_and_bad_flags(setup, tmp_path, capsys):
     assert_one_line_error(code, err, "--set")
 
 
+@pytest.mark.parametrize("extra, needles", [
+    (["--tasks", ","], ["--tasks", "names no task"]),
+    (["--set", "sblimp.split=dev", "--tasks", "swuggy"], ["--set for sblimp", "not among the tasks run"]),
+    (["--n-units", "0"], ["--n-units 0"]),
+    (["--unit-offset", "-5"], ["--unit-offset -5"]),
+    (["--unit-offset", "7"], ["--unit-offset 7", "alignslm_units.json"]),
+    (["--judge-base-url", "htp:/bad url"], ["--judge-base-url", "http"]),
+    (["--judge-concurrency", "0"], ["--judge-concurrency 0"]),
+    (["--asr-args", "language"], ["--asr-args", "key=value"]),
+    (["--set", "swuggy.reductio=mean", "--tasks", "swuggy"], ["reductio", "'reduction'"]),
+])
+def test_bad_flags_fail_before_any_work(setup, tmp_path, capsys, extra, needles):
+    data, model = setup
+    code, _, err = run(eval_args(data, model, tmp_path / "o", *extra), capsys)
+    assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("results_*.json"))
+
+
+@pytest.mark.parametrize("flag", ["--output-path", "--cache-dir", "--data-root"])
+def test_a_file_where_a_directory_belongs_is_named(setup, tmp_path, capsys, flag):
+    data, model = setup
+    (tmp_path / "afile.txt").write_text("x")
+    # argparse keeps the last value of a repeated flag
+    code, _, err = run(eval_args(data, model, tmp_path / "o", flag, tmp_path / "afile.txt"), capsys)
+    assert_one_line_error(code, err, flag, "afile.txt", "not a directory")
+
+
+def test_argparse_errors_are_one_line_too(setup, tmp_path, capsys):
+    data, model = setup
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in eval_args(data, model, tmp_path / "o", "--dtype", "nonsense")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "--dtype" in err and "--help" in err
+
+
 def test_changing_the_reduction_reuses_the_scored_items(setup, tmp_path, capsys, monkeypatch):
     data, model = setup
     args = eval_args(data, model, tmp_path / "o", "--tasks", "sstorycloze", "--log-samples")

@@ -116,6 +116,44 @@ def test_missing_text_lm_is_a_one_line_error(setup, tmp_path, capsys):
     assert code == 2 and "--text-lm" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+def test_a_task_that_scores_nothing_exits_1_and_keeps_its_results(setup, tmp_path, capsys):
+    """Every judge request fails (HTTP 500 throughout): the results are written, the reason counted, exit status 1."""
+    from tests.judge_server import JudgeServer, fail
+
+    root, model, _ = setup
+    with JudgeServer(default=fail(500)) as server:
+        args = ["--model", str(model), "--tasks", "gpt4o_score", "--data-root", str(root / "data"),
+                "--output-path", str(tmp_path / "runs"), "--set", "gpt4o_score.max_new_tokens=40",
+                "--judge-model", "judge-test", "--judge-base-url", server.base_url, "--judge-max-retries", "0"]
+        assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "gpt4o_score: no sample could be scored" in err[-1]
+    entry = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())["tasks"]["gpt4o_score"]
+    assert entry["result"]["metrics"]["gpt4o_score"]["n"] == 0 and sum(entry["unscored"]["gpt4o_score"].values()) == 3
+
+
+def test_a_bad_vocoder_fails_before_sampling(setup, tmp_path, capsys, monkeypatch):
+    root, model, text_lm = setup
+    monkeypatch.setattr(HFUnitLM, "generate", lambda *a, **k: pytest.fail("sampled before checking the vocoder"))
+    (tmp_path / "v.pt").write_bytes(b"x")
+    code = main(["--model", str(model), "--tasks", "signal_quality", "--data-root", str(root / "data"),
+                 "--output-path", str(tmp_path / "runs"), "--vocoder", f"code_hifigan:{tmp_path / 'v.pt'}"])
+    assert code == 2 and "--vocoder-args config=PATH" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_rescoring_refuses_an_empty_scorer_list_and_a_directory_as_output(setup, tmp_path, capsys):
+    root, model, text_lm = setup
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    run_dir = results["tasks"]["continuation"]["pipeline"]["run_dir"]
+    capsys.readouterr()
+    assert main(["score", run_dir, "--scorers", ","]) == 2
+    assert "--scorers" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["score", run_dir, "--scorers", "auto_bleu", "--output", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not list(tmp_path.parent.glob(tmp_path.name + ".tmp"))
+
+
 def test_whole_chain_with_the_loopback_judge(setup, tmp_path, capsys, monkeypatch):
     """units -> Griffin-Lim wav -> pocketsphinx -> OpenAI-protocol judge on 127.0.0.1 -> scores in the results."""
     from tests.judge_server import JudgeServer

@@ -71,3 +71,32 @@ def test_usage_errors_return_2(tmp_path, shared_data, capsys):
     assert main(["synth", "sblimp", "--input", str(stories)]) == 2
     assert "--out" in capsys.readouterr().err
     assert main(["synth", "sblimp", "--input", str(stories), "--out", str(tmp_path), "--limit", "0"]) == 2
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    words = tmp_path / "words.csv"
+    words.write_text("word,nonword\nbrick,blick\n", encoding="utf-8")
+    assert main(["synth", "swuggy", "--input", str(words), "--out", str(words), "--quiet"]) == 2
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith(f"alignslm-data: error: --out {words}: it is a file, not a folder")
+    assert main(["synth", "swuggy", "--input", str(words), "--out", str(words / "sub"), "--quiet"]) == 2
+    assert f"--out {words / 'sub'}: {words} is a file, not a folder" in error_lines(capsys)[-1]
+
+
+def test_input_that_is_a_directory(tmp_path, capsys):
+    assert main(["synth", "swuggy", "--input", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and f"--input {tmp_path}: is a directory, not a word list" in lines[0]
+    assert main(["synth", "pairs", "--input", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "out")]) == 2
+    assert f"--input {tmp_path / 'nope.csv'}: input file not found" in error_lines(capsys)[-1]
+
+
+def test_overwrite_message_names_only_the_flag(tmp_path, capsys):
+    words = tmp_path / "words.csv"
+    words.write_text("word,nonword\nbrick,blick\n", encoding="utf-8")
+    args = ["synth", "swuggy", "--input", str(words), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    line = error_lines(capsys)[-1]
+    assert "pass --overwrite to replace a previous build" in line and "overwrite=True" not in line

@@ -111,6 +111,9 @@ class TaskSpec:
 
 
 _REQUIRED = ("task", "kind", "data_dir")
+_LIKELIHOOD_OVERRIDES = ("reduction", "add_bos", "add_eos")
+#: `--set TASK.KEY` keys that every task takes besides its kind's own settings
+SPEC_OVERRIDES = (*_LIKELIHOOD_OVERRIDES, "data_dir", "dedup", "scorer")
 _KNOWN = set(_REQUIRED) | {"description", "citation", "likelihood", "dedup", "scorer", "settings"}
 
 
@@ -132,7 +135,7 @@ def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSp
     settings = dict(raw.get("settings") or {})
     top = {"data_dir": raw["data_dir"], "dedup": raw.get("dedup", True), "scorer": raw.get("scorer", "likelihood_choice")}
     for key, value in (overrides or {}).items():
-        if key in ("reduction", "add_bos", "add_eos"):
+        if key in _LIKELIHOOD_OVERRIDES:
             likelihood[key] = value
         elif key in top:
             top[key] = value

@@ -8,26 +8,33 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alignslm_eval.errors import UserError, run_command
+from alignslm_eval.errors import ArgumentParser, UserError, run_command
 
 PROG = "alignslm-leaderboard"
 FORMATS = ("md", "csv", "html", "latex")
-SUFFIX_FORMATS = {".md": "md", ".csv": "csv", ".html": "html", ".htm": "html", ".tex": "latex"}
+SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html",
+                  ".tex": "latex"}
 
 
 def table_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=PROG,
         description="Aggregate alignslm-eval results files into one leaderboard table: a row per model and "
         "protocol, a column per task metric (± standard error), the best value per column marked, footnotes where "
         "scoring protocols differ. Other commands: `plot-training`, `plot-scores`.",
     )
-    p.add_argument("runs", nargs="*", type=Path, help="runs dirs (searched for *.json) or results files")
-    p.add_argument("--format", choices=FORMATS, help="output format (default: from --output's suffix, else md)")
+    p.add_argument("runs", nargs="*", type=Path,
+                   help="runs dirs (searched recursively for results_*.json; other JSON files are not read) or "
+                   "results files named directly")
+    p.add_argument("--format", choices=FORMATS,
+                   help="output format (default: from --output's suffix: .md/.markdown, .csv, .html/.htm, .tex; md "
+                   "on stdout or for a name without suffix). Another --output suffix needs --format, and a suffix "
+                   "of another format is an error")
     p.add_argument("--output", type=Path, help="write the table here instead of stdout")
     p.add_argument("--reference", action="store_true",
                    help="add the published reference rows of leaderboards/reference.yaml")
@@ -41,32 +48,78 @@ def table_parser() -> argparse.ArgumentParser:
     return p
 
 
+def table_format(given: Optional[str], output: Optional[Path]) -> str:
+    """--format, else the format --output's suffix names (md without a suffix); any other suffix needs --format."""
+    suffix = output.suffix.lower() if output else ""
+    implied = SUFFIX_FORMATS.get(suffix)
+    if given and implied and implied != given:
+        raise UserError(f"--output {output}: the suffix {suffix} means {implied}, but --format {given} was given; "
+                        "rename the file or drop --format")
+    if not given and suffix and not implied:
+        raise UserError(f"--output {output}: no table format for {suffix} files; use a {'/'.join(SUFFIX_FORMATS)} "
+                        f"file, or pass --format {{{','.join(FORMATS)}}} to write one anyway")
+    return given or implied or "md"
+
+
+def check_known(flag: str, given: Sequence[str], available: Sequence[str]) -> None:
+    """A task or column that no row has is a typo, not an empty column: name the closest known ones."""
+    for name in given:
+        if name not in available:
+            close = difflib.get_close_matches(name, available, n=3)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"available: {', '.join(available)}"
+            raise UserError(f"{flag} {name!r}: not in the results files or reference rows; {hint}")
+
+
+def check_output(path: Path, flag: str, example: str) -> None:
+    """Refuse an output path that is a directory, or that a file in place of a parent directory blocks."""
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file name inside it, e.g. {path / example}")
+    blocker = next((parent for parent in path.parents if parent.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"{flag} {path}: {blocker} is a file, not a directory; choose another path")
+
+
 def cmd_table(argv: Sequence[str]) -> int:
     args = table_parser().parse_args(argv)
-    from alignslm_eval.leaderboard.collect import Column, collect
+    from alignslm_eval.leaderboard.collect import Column, collect, dirs_without_results
     from alignslm_eval.leaderboard.reference import load_reference
     from alignslm_eval.leaderboard.render import RENDERERS, build_table
 
     args.reference = args.reference or args.reference_file is not None
     if not args.runs and not args.reference:
         raise UserError("give runs dirs or results files, and/or --reference")
+    # Checked before any work, so a bad path does not leave a half-written table or chart behind.
+    if args.output:
+        check_output(args.output, "--output", "leaderboard.md")
+    if args.bar_chart:
+        check_output(args.bar_chart, "--bar-chart", "bar")
+    fmt = table_format(args.format, args.output)
     rows, skipped = collect(args.runs, skip_invalid=args.skip_invalid) if args.runs else ([], [])
     if skipped:
         print(f"{PROG}: warning: skipped {len(skipped)} invalid file(s): " + " | ".join(skipped), file=sys.stderr)
+    unread = dirs_without_results(args.runs)
     if args.runs and not rows and not args.reference:
-        raise UserError(f"no results files under {', '.join(map(str, args.runs))}; run alignslm-eval first")
+        raise UserError("; ".join(unread) if unread else
+                        f"every results file under {', '.join(map(str, args.runs))} was skipped as invalid")
+    for message in unread:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
     sources = {}
     if args.reference:
         reference, sources = load_reference(args.reference_file)
         rows += reference
     columns = [Column.parse(c) for c in args.columns.split(",") if c.strip()] if args.columns else None
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    known = {c for r in rows for c in (*r.values, *r.missing, *r.headlines)}
+    check_known("--tasks", tasks or [], sorted({c.task for c in known}))
+    check_known("--columns", [c.key for c in columns or []], sorted(c.key for c in known))
     table = build_table(rows, sources, columns=columns, tasks=tasks, all_metrics=args.all_metrics)
-    fmt = args.format or (SUFFIX_FORMATS.get(args.output.suffix.lower(), "md") if args.output else "md")
     text = RENDERERS[fmt](table)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"--output {args.output}: cannot write ({e.strerror or e}); choose another path")
         print(f"leaderboard: {args.output}")
     else:
         sys.stdout.write(text)
@@ -81,12 +134,13 @@ def cmd_table(argv: Sequence[str]) -> int:
 def cmd_plot(argv: Sequence[str], kind: str) -> int:
     what = {"plot-training": "mid-training evaluations (eval_log.jsonl: step, task, metric, value, stderr)",
             "plot-scores": "preference scores (scores.jsonl: prompt_id, sample, score, scorer)"}[kind]
-    p = argparse.ArgumentParser(prog=f"{PROG} {kind}", description=f"Plot {what} as PNG and SVG.")
+    p = ArgumentParser(prog=f"{PROG} {kind}", description=f"Plot {what} as PNG and SVG.")
     p.add_argument("input", type=Path, help="the JSONL file the trainer wrote")
     p.add_argument("--output", type=Path, required=True, metavar="PREFIX", help="writes PREFIX.png and PREFIX.svg")
     args = p.parse_args(argv)
     from alignslm_eval.leaderboard import plots
 
+    check_output(args.output, "--output", kind.removeprefix("plot-"))
     if kind == "plot-training":
         fig = plots.training_figure(plots.read_eval_log(args.input))
     else:

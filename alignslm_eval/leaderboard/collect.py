@@ -151,20 +151,32 @@ def find_results(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     return found
 
 
+def dirs_without_results(paths: Sequence[Path]) -> list[str]:
+    """A message per dir in `paths` that holds no results_*.json, naming the other JSON files it holds, if any."""
+    messages = []
+    for root in map(Path, paths):
+        if not root.is_dir() or any(p.is_file() for p in root.rglob(RESULTS_GLOB)):
+            continue
+        other = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.json") if p.is_file())
+        if other:
+            messages.append(f"{root}: holds {len(other)} JSON file(s) ({', '.join(other[:3])}"
+                            f"{', ...' if len(other) > 3 else ''}) but none named {RESULTS_GLOB}, the only files read "
+                            "from a dir; pass a results file by its path to read it")
+        else:
+            messages.append(f"{root}: no {RESULTS_GLOB} files under it; run alignslm-eval first, or give the "
+                            "dir its --output-path names")
+    return messages
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Parse and validate one results file; UserError naming the file and what to do otherwise."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise UserError(
-            f"{path}: not a JSON results file ({type(e).__name__}: {e}); remove it from the runs dir or pass "
-            "--skip-invalid"
-        )
+        raise UserError(f"{path}: not a JSON results file ({type(e).__name__}: {e}); remove it from the runs dir")
     if not isinstance(doc, dict) or "schema_version" not in doc or "tasks" not in doc:
-        raise UserError(
-            f"{path}: JSON but not an alignslm-eval results file (no schema_version/tasks); remove it from the runs "
-            "dir or pass --skip-invalid"
-        )
+        raise UserError(f"{path}: JSON but not an alignslm-eval results file (no schema_version/tasks); remove it "
+                        "from the runs dir")
     version = doc["schema_version"]
     if not isinstance(version, int) or isinstance(version, bool):
         raise UserError(f"{path}: unknown results schema_version {version!r} (this alignslm reads {SCHEMA_VERSION}); "
@@ -208,7 +220,7 @@ def collect(paths: Sequence[Path], skip_invalid: bool = False) -> tuple[list[Row
             runs.append(_Run(path, shown, load_results(path)))
         except UserError as e:
             if not skip_invalid:
-                raise
+                raise UserError(f"{e}, or pass --skip-invalid to skip it") from e
             skipped.append(str(e))
     runs.sort(key=lambda r: (r.created, r.shown), reverse=True)
     groups: list[list[_Run]] = []

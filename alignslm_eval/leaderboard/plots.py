@@ -53,6 +53,8 @@ class Score:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if Path(path).is_dir():
+        raise UserError(f"{path}: is a directory; give the JSONL file itself")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -245,10 +247,13 @@ def save_figure(fig, prefix: Path) -> list[Path]:
     prefix = Path(prefix)
     if prefix.suffix.lower() in (".png", ".svg"):
         prefix = prefix.with_suffix("")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     png, svg = prefix.with_name(prefix.name + ".png"), prefix.with_name(prefix.name + ".svg")
-    # A fixed hash salt and no date keep regenerated SVGs diffable.
-    with matplotlib.rc_context({"svg.hashsalt": "alignslm"}):
-        fig.savefig(png, format="png", dpi=120, metadata={"Software": None})
-        fig.savefig(svg, format="svg", metadata={"Date": None})
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        # A fixed hash salt and no date keep regenerated SVGs diffable.
+        with matplotlib.rc_context({"svg.hashsalt": "alignslm"}):
+            fig.savefig(png, format="png", dpi=120, metadata={"Software": None})
+            fig.savefig(svg, format="svg", metadata={"Date": None})
+    except OSError as e:
+        raise UserError(f"{prefix}: cannot write the plot ({e.strerror or e}); choose another output prefix")
     return [png, svg]

@@ -27,7 +27,7 @@ from alignslm_eval.leaderboard.collect import (
 )
 
 REFERENCE_VERSION = 1
-# The checkout's copy; an installed wheel does not ship leaderboards/, so pass --reference PATH there.
+# The checkout's copy; an installed wheel does not ship leaderboards/, so pass --reference-file PATH there.
 DEFAULT_REFERENCE = Path(alignslm_eval.__file__).resolve().parent.parent / "leaderboards" / "reference.yaml"
 
 
@@ -42,8 +42,11 @@ class Source:
 def load_reference(path: Optional[Path] = None) -> tuple[list[Row], dict[str, Source]]:
     """Rows in file order and the sources they cite; UserError naming the file and field on any mistake."""
     path = Path(path or DEFAULT_REFERENCE)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; pass --reference-file the YAML file itself, e.g. "
+                        f"{path / 'reference.yaml'}")
     if not path.is_file():
-        raise UserError(f"{path}: reference file not found; pass --reference PATH (leaderboards/reference.yaml "
+        raise UserError(f"{path}: reference file not found; pass --reference-file PATH (leaderboards/reference.yaml "
                         "of an alignslm checkout)")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))

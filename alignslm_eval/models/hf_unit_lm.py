@@ -217,15 +217,19 @@ def _vocabulary(
     vocab_size = lm.get_input_embeddings().weight.shape[0]
     if convention is None and (checkpoint / VOCAB_FILE).is_file():
         vocab = UnitVocabulary.load(checkpoint / VOCAB_FILE)
+        for flag, given, stored in (("--unit-offset", offset, vocab.offset), ("--n-units", n_units, vocab.n_units)):
+            if given is not None and given != stored:
+                raise UserError(f"{flag} {given}: {checkpoint / VOCAB_FILE} says {stored}; drop the flag, or pass "
+                                "--unit-convention too to override the stored vocabulary")
     elif convention == "slam" or (convention is None and config.get("model_type") == SLAM_MODEL_TYPE):
-        vocab = UnitVocabulary.slam(n_units or vocab_size - 2)
+        vocab = UnitVocabulary.slam(n_units if n_units is not None else vocab_size - 2)
     elif convention == "twist" or (convention is None and "offset" in config):
         off = offset if offset is not None else config.get("offset")
         if off is None:
             raise UserError(f"{checkpoint}: TWIST convention needs the unit offset; pass --unit-offset N")
         cfg = lm.config
         vocab = UnitVocabulary.twist(
-            n_units or vocab_size - int(off), int(off), cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id
+            n_units if n_units is not None else vocab_size - int(off), int(off), cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id
         )
     elif convention is None:
         raise UserError(

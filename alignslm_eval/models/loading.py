@@ -23,23 +23,23 @@ def looks_like_local_path(text: str) -> bool:
     return text.startswith((".", "/", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text)
 
 
-def resolve_checkpoint(model: str, revision: Optional[str] = None) -> tuple[Path, dict[str, Any]]:
+def resolve_checkpoint(model: str, revision: Optional[str] = None, flag: str = "--model") -> tuple[Path, dict[str, Any]]:
     """Return (local dir, provenance). A local dir is used as is; anything else is a hub id read from the local
-    Hugging Face cache (or downloaded where the network allows it)."""
+    Hugging Face cache (or downloaded where the network allows it). `flag` names the option in errors."""
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise UserError(f"--model {model}: expected a checkpoint directory, got a file")
+            raise UserError(f"{flag} {model}: expected a checkpoint directory, got a file")
         return path.resolve(), {"path": str(path.resolve()), "local_dir": str(path.resolve())}
     if looks_like_local_path(model):
-        raise UserError(f"--model {model}: directory does not exist")
+        raise UserError(f"{flag} {model}: directory does not exist")
     try:
         from huggingface_hub import snapshot_download
 
         local = Path(snapshot_download(model, revision=revision))
     except Exception as e:  # the hub client raises many types: offline, not found, gated, bad revision
         raise UserError(
-            f"--model {model}: not a local directory and not loadable from the Hugging Face hub or its cache "
+            f"{flag} {model}: not a local directory and not loadable from the Hugging Face hub or its cache "
             f"({type(e).__name__}); download it where there is network and pass the directory"
         )
     return local, {"hub_id": model, "revision": revision, "resolved_commit": local.name, "local_dir": str(local)}

@@ -29,7 +29,7 @@ class GenPPL(ContinuationScorer):
                  revision: Optional[str] = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        checkpoint, self.provenance = resolve_checkpoint(text_lm, revision)
+        checkpoint, self.provenance = resolve_checkpoint(text_lm, revision, flag="--text-lm")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             self.model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()

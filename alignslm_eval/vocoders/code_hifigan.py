@@ -351,16 +351,16 @@ class CodeHiFiGANVocoder(Vocoder):
         """Read a checkpoint and its config (default: config.json, then <stem>_config.json, beside it)."""
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
-            raise UserError(f"{checkpoint}: CodeHiFiGAN checkpoint not found; pass checkpoint=PATH to the .pt file")
+            raise UserError(f"{checkpoint}: CodeHiFiGAN checkpoint not found; pass --vocoder code_hifigan:PATH to the .pt file")
         if config is None:
             tried = [checkpoint.parent / "config.json", checkpoint.with_name(checkpoint.stem + "_config.json")]
             config = next((p for p in tried if p.is_file()), None)
             if config is None:
                 names = " or ".join(p.name for p in tried)
-                raise UserError(f"{checkpoint}: no vocoder config beside it ({names}); pass config=PATH")
+                raise UserError(f"{checkpoint}: no vocoder config beside it ({names}); pass --vocoder-args config=PATH")
         config = Path(config)
         if not config.is_file():
-            raise UserError(f"{config}: CodeHiFiGAN config not found; pass config=PATH to its JSON file")
+            raise UserError(f"{config}: CodeHiFiGAN config not found; pass --vocoder-args config=PATH to its JSON file")
         try:
             torch_device = torch.device(device)
             torch.empty(0, device=torch_device)

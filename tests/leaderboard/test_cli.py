@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from alignslm_eval.leaderboard.cli import main
+from alignslm_eval.leaderboard.cli import main, table_parser
 from tests.leaderboard.factory import results_doc, task_entry, write
 
 
@@ -72,7 +72,7 @@ def test_reference_only_and_nothing_given(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty)]) == 2
-    assert "no results files under" in capsys.readouterr().err
+    assert "empty: no results_*.json files under it" in capsys.readouterr().err
 
 
 def test_reference_file_option(tmp_path, capsys):
@@ -104,3 +104,84 @@ def test_plot_commands(tmp_path, capsys):
     capsys.readouterr()
     assert main(["plot-scores", str(log), "--output", str(tmp_path / "x")]) == 2
     assert "field 'prompt_id' must be a non-empty string" in capsys.readouterr().err
+
+
+def last_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+def test_output_that_is_a_directory(tmp_path, capsys):
+    board = tmp_path / "board"
+    board.mkdir()
+    assert main([str(runs_dir(tmp_path)), "--output", str(board)]) == 2
+    assert last_error(capsys).startswith(f"alignslm-leaderboard: error: --output {board}: is a directory")
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    runs = str(runs_dir(tmp_path))
+    assert main([runs, "--bar-chart", str(afile / "bar")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no table printed before the chart fails
+    assert f"--bar-chart {afile / 'bar'}: {afile} is a file, not a directory" in captured.err
+    assert main([runs, "--output", str(afile / "lb.md")]) == 2
+    assert f"--output {afile / 'lb.md'}: {afile} is a file" in last_error(capsys)
+    assert main([runs, "--bar-chart", str(tmp_path)]) == 2
+    assert f"--bar-chart {tmp_path}: is a directory" in last_error(capsys)
+
+
+def test_plot_output_under_a_file_and_input_directory(tmp_path, capsys):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["plot-scores", str(afile), "--output", str(afile / "scores")]) == 2
+    assert f"--output {afile / 'scores'}: {afile} is a file" in last_error(capsys)
+    assert main(["plot-training", str(tmp_path), "--output", str(tmp_path / "t")]) == 2
+    assert f"{tmp_path}: is a directory; give the JSONL file itself" in last_error(capsys)
+
+
+def test_output_suffix_sets_or_contradicts_the_format(tmp_path, capsys):
+    runs = str(runs_dir(tmp_path))
+    assert main([runs, "--output", str(tmp_path / "lb.csv")]) == 0
+    assert (tmp_path / "lb.csv").read_text().startswith("model,size,adapter,source,kind")
+    assert main([runs, "--output", str(tmp_path / "lb.xlsx")]) == 2
+    assert f"--output {tmp_path / 'lb.xlsx'}: no table format for .xlsx files" in last_error(capsys)
+    assert not (tmp_path / "lb.xlsx").exists()
+    assert main([runs, "--format", "csv", "--output", str(tmp_path / "lb.md")]) == 2
+    assert "the suffix .md means md, but --format csv was given" in last_error(capsys)
+    assert main([runs, "--format", "latex", "--output", str(tmp_path / "lb.txt")]) == 0
+    assert (tmp_path / "lb.txt").read_text().startswith("% alignslm-leaderboard table")
+    assert main([runs, "--output", str(tmp_path / "LEADERBOARD")]) == 0
+    assert (tmp_path / "LEADERBOARD").read_text().startswith("| model |")
+
+
+def test_unknown_column_or_task_suggests_close_matches(tmp_path, capsys):
+    runs = str(runs_dir(tmp_path))
+    assert main([runs, "--columns", "sblimp.acuracy"]) == 2
+    assert last_error(capsys).endswith("--columns 'sblimp.acuracy': not in the results files or reference rows; "
+                                       "did you mean sblimp.accuracy?")
+    assert main([runs, "--columns", "zzz.qqq"]) == 2
+    assert last_error(capsys).endswith("available: sblimp.accuracy, tstorycloze.accuracy")
+    assert main([runs, "--tasks", "sblimp,sblmp"]) == 2
+    assert "--tasks 'sblmp'" in last_error(capsys)
+
+
+def test_skip_invalid_hint_only_when_not_passed(tmp_path, capsys):
+    runs = runs_dir(tmp_path)
+    write(runs / "tiny-lm" / "results_broken.json", "not json at all")
+    assert main([str(runs)]) == 2
+    assert last_error(capsys).endswith("remove it from the runs dir, or pass --skip-invalid to skip it")
+    assert main([str(runs), "--skip-invalid"]) == 0
+    assert "--skip-invalid" not in capsys.readouterr().err
+
+
+def test_dir_with_json_but_no_results_files(tmp_path, capsys):
+    good = write(tmp_path / "good" / "good.json", results_doc({"sblimp": task_entry(0.5)})).parent
+    assert main([str(good)]) == 2
+    assert f"{good}: holds 1 JSON file(s) (good.json) but none named results_*.json" in last_error(capsys)
+    assert main([str(good), "--reference"]) == 0
+    assert f"warning: {good}: holds 1 JSON file(s)" in capsys.readouterr().err
+    assert main([str(good / "good.json")]) == 0  # named directly, any file name is read
+    assert "results_*.json" in table_parser().format_help()

@@ -108,5 +108,10 @@ def test_row_protocol_overrides_the_source(tmp_path):
 
 
 def test_missing_reference_file(tmp_path):
-    with pytest.raises(UserError, match="reference file not found; pass --reference PATH"):
+    with pytest.raises(UserError, match="reference file not found; pass --reference-file PATH"):
         load_reference(tmp_path / "nope.yaml")
+
+
+def test_reference_file_that_is_a_directory(tmp_path):
+    with pytest.raises(UserError, match="is a directory; pass --reference-file the YAML file itself"):
+        load_reference(tmp_path)

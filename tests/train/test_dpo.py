@@ -265,3 +265,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(checkpoints, tmp_path):
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6] and lines[4]["loss"] != 0.0
     # The resumed steps 1-4 are the first run's.
     assert second.log_history[0]["loss"] == first.log_history[0]["loss"]
+
+
+def test_target_module_the_model_lacks_is_a_user_error_naming_its_layers(checkpoints, tmp_path):
+    lm = load(checkpoints["twist"])
+    settings = DPOSettings(target_modules=["q_proj", "nosuchmodule"], **FAST)
+    with pytest.raises(UserError, match=r"--target-modules nosuchmodule: .*k_proj"):
+        build_trainer(lm.model, lm.vocab, synthetic_pairs(2), tmp_path, settings)

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from alignslm_eval.cli import main as eval_main
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
@@ -57,6 +58,8 @@ def test_two_rounds_complete_and_dpo_learns(trained):
     assert dpo["reward_accuracy_last"] >= dpo["reward_accuracy_first"] and dpo["reward_accuracy_last"] > 0.5
     log = [json.loads(l) for l in open(out / "round-1" / "eval_log.jsonl")]
     assert log and all(row["task"] == "sstorycloze" and row["step"] % 4 == 0 for row in log)
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["sample"]["temperature"] == 0.8 and settings["dpo"]["lora_rank"] == 8
 
 
 def test_round_two_samples_from_round_one_and_adapter_scores_in_eval(trained, demo, tmp_path, capsys):
@@ -79,6 +82,33 @@ def test_rerun_of_a_finished_loop_does_nothing(trained, demo, prompts, monkeypat
     with JudgeServer(default=hashed_score()) as server:
         assert train_main(train_args(demo, prompts, out, server)) == 0
         assert server.total == 0
+
+
+def test_other_settings_or_bad_rounds_in_a_finished_run_are_refused_untouched(trained, demo, prompts, monkeypatch,
+                                                                              capsys):
+    _, out, _ = trained
+    before = (out / "config.json").read_bytes()
+    monkeypatch.setattr(HFUnitLM, "from_args", classmethod(lambda *a, **k: pytest.fail("model loaded")))
+    with JudgeServer(default=hashed_score()) as server:
+        for extra, expected in ((["--temperature", "0.5", "--lora-rank", "4"], "temperature 0.8 -> 0.5"),
+                                (["--stage", "dpo", "--round", "1", "--lora-rank", "4"], "lora_rank 8 -> 4"),
+                                (["--rounds", "0"], "--rounds 0")):
+            capsys.readouterr()
+            assert train_main(train_args(demo, prompts, out, server, *extra)) == 2
+            last = capsys.readouterr().err.strip().splitlines()[-1]
+            assert expected in last and (extra[0] == "--rounds" or f"--output-dir {out}" in last)
+        assert server.total == 0
+    assert (out / "config.json").read_bytes() == before
+
+
+def test_merge_of_the_demo_model_by_name(trained, demo, tmp_path):
+    _, out, _ = trained
+    assert train_main(["merge", "--model", "demo", "--cache-dir", str(demo.root.parent.parent), "--adapter",
+                       str(out / "round-1" / "adapter"), "--output", str(tmp_path / "merged")]) == 0
+    merged = HFUnitLM.from_args(str(tmp_path / "merged"))
+    adapted = HFUnitLM.from_args(str(demo.model_dir), adapter=str(out / "round-1" / "adapter"))
+    assert all(torch.equal(a, b) for a, b in zip(merged.model.state_dict().values(),
+                                                 adapted.model.state_dict().values()))
 
 
 def test_interrupted_scoring_resumes_without_asking_the_judge_twice(demo, prompts, tmp_path, monkeypatch):
