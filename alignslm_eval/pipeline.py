@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.model import UnitLM
@@ -54,6 +54,17 @@ def _needs(scorers: list[ContinuationScorer]) -> set[str]:
     return {need for s in scorers for need in s.needs}
 
 
+def prepare_scorers(names: Sequence[str], components: PipelineComponents) -> list[ContinuationScorer]:
+    """The named scorers and the vocoder and ASR they need, built before any sampling (and kept), so a missing
+    judge key or a bad --vocoder / --asr fails at once rather than after the continuations are sampled."""
+    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in names]
+    if _needs(scorers) & {"wav", "text"}:
+        components.vocoder()
+    if "text" in _needs(scorers):
+        components.asr()
+    return scorers
+
+
 def score_continuations(
     run: ContinuationRun, items: list[Continuation], prompts: list[Prompt], scorers: list[ContinuationScorer],
     components: PipelineComponents,
@@ -84,12 +95,7 @@ def evaluate_generation_task(
     tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
 ) -> dict[str, Any]:
     started = time.time()
-    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in task.scorers]
-    # Built now (and kept) so that a bad --vocoder or --asr fails before sampling, not after it.
-    if _needs(scorers) & {"wav", "text"}:
-        components.vocoder()
-    if "text" in _needs(scorers):
-        components.asr()
+    scorers = prepare_scorers(task.scorers, components)
     run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
                                  task.prompt_seconds, task.spec.dedup)
     items = run.sample(prompts, lm, tokenizer)

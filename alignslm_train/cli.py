@@ -217,7 +217,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     from alignslm_eval.cache import default_cache_dir
     from alignslm_eval.cli import DEMO_NAME, pipeline_components, speech_tokenizer
     from alignslm_train.dpo import DPOSettings, check_target_modules
-    from alignslm_train.loop import COMPLETE, AlignConfig, policy, stage_dpo, stage_pairs, stage_sample, stage_score
+    from alignslm_train.loop import (COMPLETE, AlignConfig, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample,
+                                     stage_score)
 
     targets = args.target_modules if args.target_modules == "all-linear" else \
         [t.strip() for t in args.target_modules.split(",") if t.strip()]
@@ -257,10 +258,11 @@ def cmd_train(argv: Sequence[str]) -> int:
             check_target_modules(lm.model, dpo)
         tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
         components = pipeline_components(args, lm.describe().get("local_dir"))
+        scorers = rule_scorers(config, components) if "score" in stages else []
         _record(args.output_dir, {}, command)
         run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
         if "score" in stages:
-            stage_score(config, k, run, components)
+            stage_score(config, k, run, components, scorers)
         if "pairs" in stages or "dpo" in stages:
             pairs = stage_pairs(config, k, run)
             print(f"round {k}: {len(pairs)} preference pairs", file=sys.stderr)

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from alignslm_eval.api.model import SamplingConfig
-from alignslm_eval.api.registry import SCORERS
+from alignslm_eval.api.scorer import ContinuationScorer
 from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompts, key_of
 from alignslm_eval.errors import UserError
 from alignslm_eval.models.hf_unit_lm import ADAPTER_CHAIN_FILE, HFUnitLM
-from alignslm_eval.pipeline import PipelineComponents, score_continuations
+from alignslm_eval.pipeline import PipelineComponents, prepare_scorers, score_continuations
 from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
 
 #: chosen_min, rejected_max of the judge rule per round; later rounds reuse the last entry. Secondary summary of the
@@ -96,9 +96,14 @@ def stage_sample(config: AlignConfig, k: int, lm: HFUnitLM, tokenizer) -> Contin
     return run
 
 
-def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: PipelineComponents) -> Path:
-    """Score every sample with the rule's scorer and auto-BLEU, through the same scorers the eval tasks use."""
-    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in RULE_SCORERS[config.pair_rule]]
+def rule_scorers(config: AlignConfig, components: PipelineComponents) -> list[ContinuationScorer]:
+    """The pair rule's scorers and auto-BLEU (the same scorers the eval tasks use), ready before sampling."""
+    return prepare_scorers(RULE_SCORERS[config.pair_rule], components)
+
+
+def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: PipelineComponents,
+                scorers: list[ContinuationScorer]) -> Path:
+    """Score every sample of the round with `scorers` (from rule_scorers)."""
     items = run.items()
     scores, _ = score_continuations(run, items, run.prompts(), scorers, components)
     path = config.round_dir(k) / "scores.jsonl"

@@ -98,3 +98,16 @@ def test_merge_never_writes_over_another_directory(tmp_path, no_work, capsys):
     code, last = run(capsys, "merge", "--model", "demo", "--adapter", str(tmp_path / "nowhere"),
                      "--output", str(tmp_path / "merged"))
     assert code == 2 and "--adapter" in last and not Path(tmp_path / "merged").exists()
+
+
+def test_a_missing_judge_key_fails_before_sampling(tmp_path, capsys, monkeypatch, shared_data):
+    from tests.benchmark_fixtures import make_model_dir
+
+    model = make_model_dir(shared_data, tmp_path / "model")  # with its tokenizer and vocoder
+    (tmp_path / "prompts").mkdir()
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("ALIGNSLM_UNSET_KEY", raising=False)
+    monkeypatch.setattr(HFUnitLM, "generate", lambda *a, **k: pytest.fail("sampled"))
+    code, last = run(capsys, "--model", str(model), "--prompts", str(tmp_path / "prompts"), "--output-dir",
+                     str(tmp_path / "out"), "--judge-model", "m", "--judge-api-key-env", "ALIGNSLM_UNSET_KEY")
+    assert code == 2 and "ALIGNSLM_UNSET_KEY" in last
