@@ -173,6 +173,7 @@ def test_whole_chain_with_the_loopback_judge(setup, tmp_path, capsys, monkeypatc
         answered = [r for r in rows if r["scores"]["gpt4o_score"]["status"] == "ok"]
         # Prompts whose continuation transcribes to nothing are not sent; every sent one got the server's 3.
         assert sent == len(answered) > 0 and all(r["scores"]["gpt4o_score"]["value"] == 3 for r in answered)
+        assert all("\\boxed{3}" in r["scores"]["gpt4o_score"]["detail"]["answer"] for r in answered)
         assert entry["pipeline"]["scorers"]["gpt4o_score"]["judge_model"] == "judge-test"
         # A second run re-asks nothing.
         assert main(args) == 0

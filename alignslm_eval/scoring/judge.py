@@ -411,8 +411,8 @@ class LLMJudge(ContinuationScorer):
                     failures[outcome.error or "error: no answer"] += 1
                     continue
                 value = parse_boxed_score(outcome.answer)
-                results[i] = (Score(value) if value is not None
-                              else Score(None, "unparsable", {"answer": outcome.answer}))
+                # The raw answer is kept either way: the per-sample log shows what the judge said.
+                results[i] = Score(value, "ok" if value is not None else "unparsable", {"answer": outcome.answer})
         if failures:
             summary = "; ".join(f"{n} x {reason}" for reason, n in failures.most_common())
             log.warning("%s: %d of %d samples got no answer from %s (%s); a rerun retries only those",
