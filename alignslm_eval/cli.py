@@ -88,7 +88,8 @@ def run_parser() -> argparse.ArgumentParser:
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of the continuation pipeline (generation tasks and re-scoring)."""
     g = p.add_argument_group("continuation pipeline (continuation, gpt4o_score, audio_quality, signal_quality)")
-    g.add_argument("--vocoder", help=f"NAME[:PATH] of a registered vocoder (default: the model dir's {VOCODER_FILE})")
+    g.add_argument("--vocoder", help="NAME[:PATH] of a registered vocoder, or a directory holding a CodeHiFiGAN .pt and "
+                   f"its config (default: the model dir's {VOCODER_FILE})")
     g.add_argument("--vocoder-args", default="", help="key=value,... for the vocoder")
     g.add_argument("--asr", default="pocketsphinx", help="NAME[:PATH] of a registered ASR, e.g. whisper:DIR "
                    "(default: pocketsphinx, offline English)")
@@ -123,7 +124,10 @@ def pipeline_components(args: argparse.Namespace, model_dir: Optional[str]):
     from alignslm_eval.pipeline import PipelineComponents
 
     def vocoder():
-        if args.vocoder:
+        if args.vocoder and Path(args.vocoder).is_dir():
+            name, kwargs = _vocoder_dir(Path(args.vocoder))
+            kwargs.update(_key_values(args.vocoder_args, "--vocoder-args"))
+        elif args.vocoder:
             name, kwargs = _component_spec(args.vocoder, args.vocoder_args, "--vocoder")
         else:
             name, kwargs = _spec_file(Path(model_dir) / VOCODER_FILE if model_dir else None, "--vocoder")
@@ -134,6 +138,18 @@ def pipeline_components(args: argparse.Namespace, model_dir: Optional[str]):
         return ASRS.get(name).from_args(**kwargs)
 
     return PipelineComponents(vocoder, asr, scorer_options(args))
+
+
+def _vocoder_dir(folder: Path) -> tuple[str, dict[str, str]]:
+    """`--vocoder DIR`: the directory's alignslm_vocoder.json, else its one CodeHiFiGAN `.pt` (config found beside
+    it, as TWIST's hifigan_lj_mhubert_base_25hz is distributed)."""
+    if (folder / VOCODER_FILE).is_file():
+        return _spec_file(folder / VOCODER_FILE, "--vocoder")
+    checkpoints = sorted(folder.glob("*.pt"))
+    if len(checkpoints) != 1:
+        raise UserError(f"--vocoder {folder}: expected one CodeHiFiGAN .pt (or {VOCODER_FILE}) in this directory, "
+                        f"found {len(checkpoints)} .pt files; pass --vocoder code_hifigan:FILE.pt")
+    return "code_hifigan", {"path": str(checkpoints[0])}
 
 
 def scorer_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -165,28 +165,41 @@ class ContinuationRun:
 
         folder = self.root / "wav" / key_of(vocoder.describe())
         folder.mkdir(parents=True, exist_ok=True)
-        for item in tqdm(items, desc="vocoding", unit="file"):
-            # The id's hash keeps names unique even when two ids flatten to the same text.
-            path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
-            if not path.is_file():
+        # Frames per unit as the vocoder used them, next to the wavs they made.
+        durations_log = folder / "durations.jsonl"
+        durations = {row["key"]: row["durations"] for row in _read_jsonl(durations_log)}
+        with open_append(durations_log) as log:
+            for item in tqdm(items, desc="vocoding", unit="file"):
+                # The id's hash keeps names unique even when two ids flatten to the same text.
+                path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
+                key = _item_key(item)
                 units = np.asarray(item.units, dtype=np.int64)
-                wav = vocoder.synthesize(units) if len(units) else np.zeros(0, dtype=np.float32)
-                tmp = path.with_suffix(".tmp.wav")
-                sf.write(str(tmp), wav, vocoder.sample_rate, subtype="PCM_16", format="WAV")
-                tmp.replace(path)  # a wav that exists is complete
-            item.wav = str(path)
+                if key not in durations:
+                    durations[key] = [int(d) for d in vocoder.durations(units)] if len(units) else []
+                    log.write(json.dumps({"key": key, "durations": durations[key]}) + "\n")
+                if not path.is_file():
+                    wav = (vocoder.synthesize(units, np.asarray(durations[key], dtype=np.int64)) if len(units)
+                           else np.zeros(0, dtype=np.float32))
+                    tmp = path.with_suffix(".tmp.wav")
+                    sf.write(str(tmp), wav, vocoder.sample_rate, subtype="PCM_16", format="WAV")
+                    tmp.replace(path)  # a wav that exists is complete
+                item.wav = str(path)
+                item.durations = durations[key]
 
     # -- stage 3: transcription -----------------------------------------------------------------------------------
 
     def transcribe(self, items: list[Continuation], asr: ASR, prompts: Sequence[Prompt],
-                   batch_size: int = 8) -> None:
+                   batch_size: int = 8) -> Optional[dict[str, Any]]:
+        """Transcripts of every continuation and prompt. Where a prompt has a reference transcript (a CTM
+        alignment), the reference stays its text, and the ASR's WER/CER on those prompts is returned as a check of
+        the ASR (None when no prompt has one)."""
         path = self.root / "transcripts" / f"{key_of(asr.describe())}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         done = {row["key"]: row["text"] for row in _read_jsonl(path)}
         cut = {row["prompt_id"]: row["cut_s"] for row in _read_jsonl(self.root / "samples.jsonl")}
         jobs: list[tuple[str, Any]] = []
         for p in prompts:
-            if p.reference is None and f"prompt:{p.id}" not in done:
+            if f"prompt:{p.id}" not in done:
                 jobs.append((f"prompt:{p.id}", (p.path, cut[p.id])))
         for item in items:
             if _item_key(item) not in done:
@@ -212,6 +225,13 @@ class ContinuationRun:
             item.text = done[_item_key(item)]
             ref = references.get(item.prompt_id)
             item.prompt_text = ref if ref is not None else done[f"prompt:{item.prompt_id}"]
+        checked = [p for p in prompts if p.reference and p.reference.strip()]
+        if not checked:
+            return None
+        from alignslm_eval.asr import word_error_rate
+
+        rates = word_error_rate([p.reference for p in checked], [done[f"prompt:{p.id}"] for p in checked])
+        return {"what": "ASR on the prompts against their alignment transcripts", **rates}
 
     # -- stage 4: scoring -----------------------------------------------------------------------------------------
 

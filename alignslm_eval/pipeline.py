@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.model import UnitLM
@@ -54,10 +54,13 @@ def _needs(scorers: list[ContinuationScorer]) -> set[str]:
     return {need for s in scorers for need in s.needs}
 
 
-def prepare_scorers(names: Sequence[str], components: PipelineComponents) -> list[ContinuationScorer]:
-    """The named scorers and the vocoder and ASR they need, built before any sampling (and kept), so a missing
-    judge key or a bad --vocoder / --asr fails at once rather than after the continuations are sampled."""
-    scorers = [SCORERS.get(n).from_options(components.scorer_options) for n in names]
+def prepare_scorers(names: Sequence[str], components: PipelineComponents,
+                    settings: Optional[Mapping[str, Any]] = None) -> list[ContinuationScorer]:
+    """The named scorers (run options, with a task's scorer `settings` on top) and the vocoder and ASR they need,
+    built before any sampling (and kept), so a missing judge key or a bad --vocoder / --asr fails at once rather
+    than after the continuations are sampled."""
+    options = {**components.scorer_options, **(settings or {})}
+    scorers = [SCORERS.get(n).from_options(options) for n in names]
     if _needs(scorers) & {"wav", "text"}:
         components.vocoder()
     if "text" in _needs(scorers):
@@ -78,8 +81,10 @@ def score_continuations(
         pipeline["vocoder"] = vocoder.describe()
     if "text" in needs:
         asr = components.asr()
-        run.transcribe(items, asr, prompts)
+        check = run.transcribe(items, asr, prompts)
         pipeline["asr"] = asr.describe()
+        if check:
+            pipeline["asr_prompt_error_rate"] = check
     scores = {}
     for s in scorers:
         upstream = {"vocoder": pipeline.get("vocoder")}
@@ -95,7 +100,7 @@ def evaluate_generation_task(
     tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
 ) -> dict[str, Any]:
     started = time.time()
-    scorers = prepare_scorers(task.scorers, components)
+    scorers = prepare_scorers(task.scorers, components, task.scorer_settings)
     run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
                                  task.prompt_seconds, task.spec.dedup)
     items = run.sample(prompts, lm, tokenizer)

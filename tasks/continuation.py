@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from alignslm_eval.api.model import SamplingConfig
-from alignslm_eval.api.registry import register_task_kind
+from alignslm_eval.api.registry import SCORERS, register_task_kind
 from alignslm_eval.api.task import GenerationTask, Metric, TaskResult, TaskSpec
 from alignslm_eval.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
@@ -23,15 +23,21 @@ SETTINGS = ("scorers", "prompt_seconds", "alignment", "samples", "temperature", 
 class ContinuationTask(GenerationTask):
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
-        check_settings(spec, SETTINGS)
         names = spec.settings.get("scorers")
         if not isinstance(names, list) or not names:
             raise UserError(f"{spec.source}: settings.scorers must be a non-empty list of scorer names")
         self._scorers = [str(n) for n in names]
+        scorer_keys = {key for name in self._scorers for key in getattr(SCORERS.get(name), "task_settings", ())}
+        check_settings(spec, (*SETTINGS, *sorted(scorer_keys)))
+        self._scorer_settings = {k: v for k, v in spec.settings.items() if k in scorer_keys}
 
     @property
     def scorers(self) -> list[str]:
         return self._scorers
+
+    @property
+    def scorer_settings(self) -> dict[str, Any]:
+        return self._scorer_settings
 
     @property
     def prompt_seconds(self) -> float:

@@ -55,8 +55,48 @@ def test_pipeline_writes_scores_and_samples(setup, tmp_path, capsys):
         assert set(row["scores"]) == {"genppl", "auto_bleu"}
         wav, rate = sf.read(row["wav"])
         assert rate == 16000
+        # Saved durations are the ones the vocoder used: one per unit, and they fix the wav's length.
+        assert len(row["durations"]) == len(row["units"])
+        assert len(wav) == sum(row["durations"]) * cont["pipeline"]["vocoder"]["hop"]
     out = capsys.readouterr().out
     assert "| continuation | **genppl** |" in out and "%" not in out.split("| continuation | **genppl** |")[1].split("\n")[0]
+
+
+def test_genppl_prompt_setting_is_a_task_setting_and_recorded(setup, tmp_path, capsys):
+    root, model, text_lm = setup
+    values = {}
+    for include in ("false", "true"):
+        args = ["--model", str(model), "--tasks", "continuation", "--data-root", str(root / "data"), "--text-lm",
+                str(text_lm), "--output-path", str(tmp_path / include), "--set", "continuation.max_new_tokens=40",
+                "--set", f"continuation.genppl_include_prompt={include}"]
+        assert main(args) == 0, capsys.readouterr().err
+        entry = json.loads(next((tmp_path / include / "model").glob("results_*.json")).read_text())["tasks"]["continuation"]
+        assert entry["pipeline"]["scorers"]["genppl"]["include_prompt"] is (include == "true")
+        assert entry["protocol"]["settings"]["genppl_include_prompt"] is (include == "true")
+        values[include] = entry["result"]["metrics"]["genppl"]["value"]
+    assert values["false"] != values["true"]
+    assert main(["--model", str(model), "--tasks", "continuation", "--data-root", str(root / "data"), "--text-lm",
+                 str(text_lm), "--set", "continuation.genppl_include_promt=true"]) == 2
+    assert "genppl_include_prompt" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_with_an_alignment_the_asr_is_checked_against_the_prompt_transcripts(setup, tmp_path, capsys):
+    import shutil as sh
+
+    root, model, text_lm = setup
+    data = tmp_path / "data"
+    sh.copytree(root / "data", data)
+    # p0 is the opening of LibriSpeech 2412-153948-0000: "if the reader will excuse me i will say ..."
+    words = "if the reader will excuse me i will say nothing".split()
+    (data / "prompts" / "alignment.ctm").write_text(
+        "".join(f"p0 1 {0.3 * i:.2f} 0.28 {w}\n" for i, w in enumerate(words)))
+    args = ["--model", str(model), "--tasks", "continuation", "--data-root", str(data), "--text-lm", str(text_lm),
+            "--output-path", str(tmp_path / "runs"), "--set", "continuation.max_new_tokens=20"]
+    assert main(args) == 0, capsys.readouterr().err
+    entry = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())["tasks"]["continuation"]
+    check = entry["pipeline"]["asr_prompt_error_rate"]
+    print("pocketsphinx WER on the aligned prompt:", check["wer"])
+    assert check["n_utterances"] == 1 and check["reference_words"] == 10 and 0 <= check["wer"] < 1.0
 
 
 def test_rerun_resamples_nothing_and_rescoring_needs_no_model(setup, tmp_path, capsys, monkeypatch):

@@ -19,6 +19,8 @@ class Continuation:
     prompt_id: str
     sample: int
     units: list[int]
+    #: frames per unit the vocoder used (set when vocoded)
+    durations: Optional[list[int]] = None
     prompt_text: Optional[str] = None
     text: Optional[str] = None
     wav: Optional[str] = None
@@ -49,6 +51,8 @@ class ContinuationScorer(ABC):
     needs: tuple[str, ...] = ("text",)
     #: run options it cannot do without (e.g. "text_lm"); `--tasks all` skips, with a message, tasks lacking them
     required_options: tuple[str, ...] = ()
+    #: options a task's settings may fix (its YAML, or `--set TASK.KEY=VALUE`), recorded with the task's protocol
+    task_settings: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "ContinuationScorer":

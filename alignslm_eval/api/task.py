@@ -239,6 +239,11 @@ class GenerationTask(ABC):
     def scorers(self) -> list[str]:
         """Registered scorer names, the first one giving the headline metric."""
 
+    @property
+    def scorer_settings(self) -> dict[str, Any]:
+        """Scorer options the task's settings fix (keys the scorers declare in `task_settings`)."""
+        return {}
+
     @abstractmethod
     def load_prompts(self, data_dir: Path) -> list[Any]:
         """The prompts (alignslm_eval.continuation.Prompt) under `data_dir`, validated."""

@@ -28,6 +28,10 @@ class Vocoder(ABC):
         """Size of the unit inventory the vocoder accepts."""
 
     @abstractmethod
+    def durations(self, units: np.ndarray) -> np.ndarray:
+        """Frames per unit this vocoder uses when none are given (predicted, or its documented default)."""
+
+    @abstractmethod
     def synthesize(self, units: np.ndarray, durations: Optional[np.ndarray] = None) -> np.ndarray:
         """float32 waveform at `sample_rate` for one unit sequence."""
 

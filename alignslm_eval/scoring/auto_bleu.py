@@ -32,6 +32,7 @@ def auto_bleu(text: str, n: int = 2) -> Optional[float]:
 class AutoBLEU(ContinuationScorer):
     metric = "auto_bleu"
     direction = "lower"
+    task_settings = ("auto_bleu_n",)
 
     def __init__(self, n: int = 2, include_prompt: bool = False):
         self.n = int(n)

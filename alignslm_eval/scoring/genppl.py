@@ -24,6 +24,7 @@ class GenPPL(ContinuationScorer):
     metric = "genppl"
     direction = "lower"
     required_options = ("text_lm",)
+    task_settings = ("genppl_include_prompt",)
 
     def __init__(self, text_lm: str, include_prompt: bool = False, device: str = "cpu",
                  revision: Optional[str] = None):

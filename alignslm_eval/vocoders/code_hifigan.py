@@ -414,11 +414,17 @@ class CodeHiFiGANVocoder(Vocoder):
         return self.model.predict_durations(codes).cpu().numpy().astype(np.int64)
 
     @torch.inference_mode()
+    def durations(self, units: np.ndarray) -> np.ndarray:
+        """The duration predictor's frames per unit, or 1 each for a generator without one."""
+        units, _ = check_units(units, None, self.n_units)
+        return self.predict_durations(units) if self.has_duration_predictor else np.ones_like(units)
+
+    @torch.inference_mode()
     def synthesize(self, units: np.ndarray, durations: Optional[np.ndarray] = None) -> np.ndarray:
-        """float32 waveform of exactly sum(durations) x hop samples; durations default to the predictor's, else 1."""
+        """float32 waveform of exactly sum(durations) x hop samples; durations default to `durations(units)`."""
         units, durations = check_units(units, durations, self.n_units)
         if durations is None:
-            durations = self.predict_durations(units) if self.has_duration_predictor else np.ones_like(units)
+            durations = self.durations(units)
         n_samples = int(durations.sum()) * self.hop
         if n_samples == 0:
             return np.zeros(0, dtype=np.float32)

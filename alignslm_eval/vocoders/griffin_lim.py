@@ -165,13 +165,17 @@ class GriffinLimVocoder(Vocoder):
     def n_units(self) -> int:
         return int(self.centroids.shape[0])
 
+    def durations(self, units: np.ndarray) -> np.ndarray:
+        """The default frames per unit (see the module docstring), spread so n units last round(n x d) frames."""
+        return spread_durations(len(units), self.default_duration)
+
     def synthesize(self, units: np.ndarray, durations: Optional[np.ndarray] = None) -> np.ndarray:
         """float32 waveform of exactly sum(durations) x hop samples (see the module docstring for the defaults)."""
         import torch
 
         units, durations = check_units(units, durations, self.n_units)
         if durations is None:
-            durations = spread_durations(len(units), self.default_duration)
+            durations = self.durations(units)
         frames = np.repeat(units, durations)
         n_samples = len(frames) * self.hop
         if not len(frames):

@@ -288,3 +288,20 @@ def test_file_and_argument_errors(checkpoint: Path, tmp_path: Path) -> None:
 
 def test_hop_is_the_upsampling_product() -> None:
     assert math.prod(CONFIG["upsample_rates"]) == HOP
+
+
+def test_a_vocoder_directory_is_accepted_on_the_command_line(checkpoint: Path, tmp_path: Path) -> None:
+    from alignslm_eval.cli import pipeline_components, run_parser
+    from alignslm_eval.errors import UserError
+
+    args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(checkpoint.parent)])
+    vocoder = pipeline_components(args, None).vocoder()
+    assert isinstance(vocoder, CodeHiFiGANVocoder) and vocoder.describe()["checkpoint"] == str(checkpoint)
+    # the durations it reports are the ones it vocodes with
+    durations = vocoder.durations(UNITS)
+    assert vocoder.synthesize(UNITS).shape == (int(durations.sum()) * HOP,)
+    (tmp_path / "a.pt").write_bytes(b"")
+    (tmp_path / "b.pt").write_bytes(b"")
+    args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(tmp_path)])
+    with pytest.raises(UserError, match="found 2 .pt files"):
+        pipeline_components(args, None).vocoder()
