@@ -34,7 +34,8 @@ class Behaviour:
     kind "answer": reply with `text`. kind "fail": reply HTTP `status` for the first `times` matching requests
     (every one when `times` is None), then reply with `text`; the error message is `message`, where "{auth}" becomes
     the request's Authorization header (a server quoting the key back, as real ones partly do). kind "hang": send
-    nothing for `hang_s` seconds.
+    nothing for `hang_s` seconds for the first `times` matching requests (every one when `times` is None), then
+    reply with `text`.
     """
 
     kind: str
@@ -59,8 +60,8 @@ def fail(status: int, times: Optional[int] = None, then: str = "\\boxed{3}",
     return Behaviour("fail", text=then, status=status, times=times, message=message)
 
 
-def hang(seconds: float) -> Behaviour:
-    return Behaviour("hang", hang_s=seconds)
+def hang(seconds: float, times: Optional[int] = None, then: str = "\\boxed{3}") -> Behaviour:
+    return Behaviour("hang", text=then, times=times, hang_s=seconds)
 
 
 def hashed_score() -> Behaviour:
@@ -216,7 +217,7 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
             try:
                 if server.latency_s:
                     server._stop.wait(server.latency_s)
-                if behaviour.kind == "hang":
+                if behaviour.kind == "hang" and (behaviour.times is None or nth <= behaviour.times):
                     server._stop.wait(behaviour.hang_s)
                     # The client gave up long ago; answering (into a closed socket) just ends the exchange.
                     self._reply(body, behaviour.text)

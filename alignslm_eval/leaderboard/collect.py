@@ -34,6 +34,8 @@ DIRECTIONS: dict[str, str] = {
     "genppl": "lower",
     "auto_bleu": "lower",
     "silence_ratio": "lower",
+    "clipping_ratio": "lower",
+    # duration_s (signal_quality, audio_quality) is left out on purpose: neither longer nor shorter is better.
     "ppl": "lower",
     "wer": "lower",
 }

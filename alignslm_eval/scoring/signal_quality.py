@@ -35,12 +35,10 @@ def signal_stats(wav: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     }
 
 
-@register_scorer("silence_ratio")
-class SilenceRatio(ContinuationScorer):
-    """Share of silent frames in the vocoded continuation; the other signal stats go into each score's detail."""
+class _SignalStatScorer(ContinuationScorer):
+    """Reports one of `signal_stats`' values per vocoded continuation (its `metric`); every stat goes into each
+    score's detail. Subclasses set only `metric`, `direction` and a docstring."""
 
-    metric = "silence_ratio"
-    direction = "lower"
     needs = ("wav",)
 
     def score(self, items: Sequence[Continuation]) -> list[Score]:
@@ -50,9 +48,33 @@ class SilenceRatio(ContinuationScorer):
                 out.append(Score(None, "no audio"))
                 continue
             stats = signal_stats(read_generated(item.wav))
-            out.append(Score(stats["silence_ratio"], "ok", stats))
+            out.append(Score(stats[self.metric], "ok", stats))
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"scorer": "silence_ratio", "frame_s": FRAME_S, "silence_dbfs": SILENCE_DBFS,
-                "clip_level": CLIP_LEVEL}
+        return {"scorer": self.metric, "frame_s": FRAME_S, "silence_dbfs": SILENCE_DBFS, "clip_level": CLIP_LEVEL}
+
+
+@register_scorer("silence_ratio")
+class SilenceRatio(_SignalStatScorer):
+    """Share of 25 ms frames quieter than -40 dBFS in the vocoded continuation (an empty one counts as silent)."""
+
+    metric = "silence_ratio"
+    direction = "lower"
+
+
+@register_scorer("clipping_ratio")
+class ClippingRatio(_SignalStatScorer):
+    """Share of samples at full scale (|x| >= 0.999) in the vocoded continuation (0 for an empty one)."""
+
+    metric = "clipping_ratio"
+    direction = "lower"
+
+
+@register_scorer("duration_s")
+class Duration(_SignalStatScorer):
+    """Length of the vocoded continuation in seconds. Neither longer nor shorter is better in itself (it shows
+    early stops and runaway generation), so its direction is "neutral" and the leaderboard marks no best value."""
+
+    metric = "duration_s"
+    direction = "neutral"
