@@ -141,15 +141,10 @@ def pipeline_components(args: argparse.Namespace, model_dir: Optional[str]):
 
 
 def _vocoder_dir(folder: Path) -> tuple[str, dict[str, str]]:
-    """`--vocoder DIR`: the directory's alignslm_vocoder.json, else its one CodeHiFiGAN `.pt` (config found beside
-    it, as TWIST's hifigan_lj_mhubert_base_25hz is distributed)."""
+    """`--vocoder DIR`: the directory's alignslm_vocoder.json, else a CodeHiFiGAN directory (.pt + config)."""
     if (folder / VOCODER_FILE).is_file():
         return _spec_file(folder / VOCODER_FILE, "--vocoder")
-    checkpoints = sorted(folder.glob("*.pt"))
-    if len(checkpoints) != 1:
-        raise UserError(f"--vocoder {folder}: expected one CodeHiFiGAN .pt (or {VOCODER_FILE}) in this directory, "
-                        f"found {len(checkpoints)} .pt files; pass --vocoder code_hifigan:FILE.pt")
-    return "code_hifigan", {"path": str(checkpoints[0])}
+    return "code_hifigan", {"path": str(folder)}
 
 
 def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,16 +161,25 @@ def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def unrunnable_tasks(specs: list, options: dict[str, Any]) -> dict[str, str]:
-    """Tasks whose scorers lack a required option (a judge endpoint, a text LM), with the reason."""
+def missing_options(scorers: Sequence[str], options: dict[str, Any]) -> dict[str, str]:
+    """Scorer name -> the flags of the required options it lacks (a judge endpoint, a text LM), for the message."""
     from alignslm_eval.api.registry import SCORERS
 
+    out = {}
+    for name in scorers:
+        missing = [o for o in getattr(SCORERS.get(name), "required_options", ()) if not options.get(o)]
+        if missing:
+            out[name] = ", ".join(f"--{o.replace('_', '-')}" for o in missing)
+    return out
+
+
+def unrunnable_tasks(specs: list, options: dict[str, Any]) -> dict[str, str]:
+    """Tasks whose scorers lack a required option, with the reason."""
     reasons = {}
     for spec in specs:
-        for name in spec.settings.get("scorers", []) if isinstance(spec.settings.get("scorers"), list) else []:
-            missing = [o for o in getattr(SCORERS.get(name), "required_options", ()) if not options.get(o)]
-            if missing:
-                reasons[spec.name] = f"scorer {name} needs " + ", ".join(f"--{o.replace('_', '-')}" for o in missing)
+        names = spec.settings.get("scorers") if isinstance(spec.settings.get("scorers"), list) else []
+        for name, flags in missing_options(names, options).items():
+            reasons[spec.name] = f"scorer {name} needs {flags}"
     return reasons
 
 

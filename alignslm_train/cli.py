@@ -95,9 +95,9 @@ STAGE_SECTIONS = {"sample": ("sample",), "score": ("sample", "score"), "pairs": 
 
 def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
     """Every flag that can be checked without loading anything, so bad input fails before any model or judge work."""
-    from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.api.task import load_specs
-    from alignslm_eval.cli import DEMO_NAME, check_pipeline_arguments, scorer_options, unrunnable_tasks
+    from alignslm_eval.cli import (DEMO_NAME, check_pipeline_arguments, missing_options, scorer_options,
+                                   unrunnable_tasks)
     from alignslm_train.loop import RULE_SCORERS
 
     check_pipeline_arguments(args)
@@ -141,11 +141,8 @@ def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
     if args.model == DEMO_NAME:
         options["text_lm"] = options["text_lm"] or "demo"  # the demo brings its own text LM
     if "score" in stages:
-        for name in RULE_SCORERS[args.pair_rule]:
-            missing = [o for o in SCORERS.get(name).required_options if not options.get(o)]
-            if missing:
-                raise UserError(f"--pair-rule {args.pair_rule} scores with {name}, which needs "
-                                f"{', '.join('--' + o.replace('_', '-') for o in missing)}; pass it")
+        for name, flags in missing_options(RULE_SCORERS[args.pair_rule], options).items():
+            raise UserError(f"--pair-rule {args.pair_rule} scores with {name}, which needs {flags}; pass it")
     tasks = [t.strip() for t in args.eval_tasks.split(",") if t.strip()]
     if bool(tasks) != bool(args.eval_every):
         raise UserError(f"--eval-tasks {args.eval_tasks!r} with --eval-every {args.eval_every}: mid-training "
@@ -248,6 +245,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         eval_limit=args.eval_limit, eval_data_root=args.eval_data_root, seed=args.seed,
     )
     rounds = [args.round] if args.round is not None else list(range(1, args.rounds + 1))
+    components = None
     for k in rounds:
         if args.stage == "all" and (config.round_dir(k) / COMPLETE).is_file():
             print(f"round {k}: already complete, skipped", file=sys.stderr)
@@ -256,10 +254,12 @@ def cmd_train(argv: Sequence[str]) -> int:
         lm = policy(config, k, device=args.device)
         if "dpo" in stages:
             check_target_modules(lm.model, dpo)
-        tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
-        components = pipeline_components(args, lm.describe().get("local_dir"))
-        scorers = rule_scorers(config, components) if "score" in stages else []
-        _record(args.output_dir, {}, command)
+        if components is None:
+            # Every round's policy lives on the base model's directory, so these are built once.
+            tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
+            components = pipeline_components(args, lm.describe().get("local_dir"))
+            scorers = rule_scorers(config, components) if "score" in stages else []
+            _record(args.output_dir, {}, command)
         run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
         if "score" in stages:
             stage_score(config, k, run, components, scorers)

@@ -110,7 +110,6 @@ def auto_bleu_filter(pair: Pair, prompt_text: Optional[str], max_auto_bleu: floa
 
 
 RULES: dict[str, Callable[..., Outcome]] = {"judge_threshold": judge_threshold, "perplexity": perplexity}
-RULE_METRICS = {"judge_threshold": "semantic_rating", "perplexity": "genppl"}
 
 
 def select_pairs(candidates: list[Candidate], rule: str, rule_args: dict[str, Any],

@@ -38,7 +38,6 @@ class LearnedMOS(ContinuationScorer):
     def __init__(self, checkpoint: str, device: str = "cpu"):
         self.path = Path(checkpoint)
         self.device = device
-        self.sha256 = file_sha256(self.path) if self.path.is_file() else None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "LearnedMOS":
@@ -77,6 +76,7 @@ class UTMOSScorer(LearnedMOS):
         super().__init__(checkpoint, device)
         model, self.format = load_utmos(self.path)
         self.model = model.to(device)
+        self.sha256 = file_sha256(self.path)
 
     def rate(self, wav: torch.Tensor, item: Continuation) -> Score:
         return Score(float(self.model(wav)[0]), "ok")
@@ -102,6 +102,7 @@ class SquimMOS(LearnedMOS):
         super().__init__(checkpoint, device)
         path = self.path
         state = load_checkpoint(path, "--mos-checkpoint")
+        self.sha256 = file_sha256(path)
         if isinstance(state, Mapping) and ("state_dict" in state or "judge_emb" in state):
             raise UserError(f"--mos-checkpoint {path}: this is a UTMOS checkpoint, not SQUIM; score it with the utmos "
                             "scorer (the audio_quality task)")

@@ -6,6 +6,8 @@ are not a MOS estimate: a learned MOS predictor is a separate scorer.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -47,12 +49,18 @@ class _SignalStatScorer(ContinuationScorer):
             if not item.wav:
                 out.append(Score(None, "no audio"))
                 continue
-            stats = signal_stats(read_generated(item.wav))
+            stats = _stats_of(item.wav)
             out.append(Score(stats[self.metric], "ok", stats))
         return out
 
     def describe(self) -> dict[str, Any]:
         return {"scorer": self.metric, "frame_s": FRAME_S, "silence_dbfs": SILENCE_DBFS, "clip_level": CLIP_LEVEL}
+
+
+@lru_cache(maxsize=4096)
+def _stats_of(wav_path: str) -> dict[str, float]:
+    """Read once for all the signal scorers of a task: a generated wav never changes once written."""
+    return signal_stats(read_generated(wav_path))
 
 
 @register_scorer("silence_ratio")

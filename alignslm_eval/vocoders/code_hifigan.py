@@ -348,8 +348,15 @@ class CodeHiFiGANVocoder(Vocoder):
 
     @classmethod
     def load(cls, checkpoint: Path, config: Optional[Path] = None, device: str = "cpu") -> "CodeHiFiGANVocoder":
-        """Read a checkpoint and its config (default: config.json, then <stem>_config.json, beside it)."""
+        """Read a checkpoint and its config (default: config.json, then <stem>_config.json, beside it). A directory
+        stands for the one `.pt` in it, as TWIST's hifigan_lj_mhubert_base_25hz is distributed."""
         checkpoint = Path(checkpoint)
+        if checkpoint.is_dir():
+            found = sorted(checkpoint.glob("*.pt"))
+            if len(found) != 1:
+                raise UserError(f"{checkpoint}: expected one CodeHiFiGAN .pt in this directory, found {len(found)}; "
+                                "pass --vocoder code_hifigan:FILE.pt")
+            checkpoint = found[0]
         if not checkpoint.is_file():
             raise UserError(f"{checkpoint}: CodeHiFiGAN checkpoint not found; pass --vocoder code_hifigan:PATH to the .pt file")
         if config is None:

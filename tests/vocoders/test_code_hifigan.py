@@ -303,5 +303,5 @@ def test_a_vocoder_directory_is_accepted_on_the_command_line(checkpoint: Path, t
     (tmp_path / "a.pt").write_bytes(b"")
     (tmp_path / "b.pt").write_bytes(b"")
     args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(tmp_path)])
-    with pytest.raises(UserError, match="found 2 .pt files"):
+    with pytest.raises(UserError, match="found 2"):
         pipeline_components(args, None).vocoder()
