@@ -35,6 +35,7 @@ import numpy as np
 from alignslm_eval import __version__
 from alignslm_eval.audio import file_sha256
 from alignslm_eval.errors import UserError
+from alignslm_eval.paths import check_directory
 from alignslm_eval.tts import EspeakTTS, Voice, default_tts
 
 BUILDER_VERSION = "1.0"
@@ -207,20 +208,14 @@ def _voices(tts: EspeakTTS, voices: Union[str, Voice, Iterable[Union[str, Voice]
 
 def check_out_root(out_root: Path) -> None:
     """--out must be a folder or creatable as one; checked before any synthesis."""
-    blocker = next((p for p in (out_root, *out_root.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        where = "it" if blocker == out_root else str(blocker)
-        raise UserError(f"--out {out_root}: {where} is a file, not a folder; choose an output folder (created if "
-                        "missing)")
+    check_directory(out_root, "--out")
     for card in (out_root / CARD_JSON, out_root / CARD_MD):
         if card.is_dir():
             raise UserError(f"--out {out_root}: {card} is a folder, but the dataset card is written there; remove it")
 
 
 def _prepare(folder: Path, overwrite: bool) -> None:
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise UserError(f"{blocker}: exists and is not a folder; remove it or choose another output folder")
+    check_directory(folder, "output folder")
     if folder.is_dir():
         existing = sorted(folder.iterdir())
         if existing and not overwrite:

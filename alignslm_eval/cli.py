@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from alignslm_eval.errors import ArgumentParser, UserError, run_command
+from alignslm_eval.paths import check_directory
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
 VOCODER_FILE = "alignslm_vocoder.json"
@@ -221,15 +222,6 @@ def speech_tokenizer(args: argparse.Namespace, model_dir: Optional[str]):
     return TOKENIZERS.get(name).from_args(**kwargs)
 
 
-def _check_directory_option(path: Optional[Path], flag: str, must_exist: bool = False) -> None:
-    if path is None:
-        return
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path}: is a file, not a directory; give a directory")
-    if must_exist and not path.exists():
-        raise UserError(f"{flag} {path}: directory does not exist")
-
-
 def check_pipeline_arguments(args: argparse.Namespace) -> None:
     """Pipeline flags that can be checked before anything is loaded or sampled."""
     from urllib.parse import urlparse
@@ -257,9 +249,9 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--n-units {args.n_units}: must be at least 1")
     if args.unit_offset is not None and args.unit_offset < 0:
         raise UserError(f"--unit-offset {args.unit_offset}: must be 0 or more (the token id of unit 0)")
-    _check_directory_option(args.data_root, "--data-root", must_exist=True)
-    _check_directory_option(args.output_path, "--output-path")
-    _check_directory_option(args.cache_dir, "--cache-dir")
+    check_directory(args.data_root, "--data-root", must_exist=True)
+    check_directory(args.output_path, "--output-path")
+    check_directory(args.cache_dir, "--cache-dir")
     check_pipeline_arguments(args)
 
 

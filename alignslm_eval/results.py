@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import alignslm_eval
-from alignslm_eval.errors import UserError
+from alignslm_eval.paths import check_output_file
 
 SCHEMA_VERSION = 1
 RECORDED_PACKAGES = ("torch", "torchaudio", "transformers", "numpy", "scikit-learn", "safetensors", "soundfile")
@@ -66,10 +66,7 @@ def timestamp() -> str:
 def write_json(path: Path, data: Any) -> None:
     """Write atomically, so an interrupted write never leaves half a results file."""
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory; give a file name for the results JSON")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise UserError(f"{path.parent}: is a file, not a directory; choose another output location")
+    check_output_file(path, "results file", "results.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")

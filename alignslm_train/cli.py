@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from alignslm_eval.errors import ArgumentParser, UserError, run_command
+from alignslm_eval.paths import check_directory
 
 STAGES = ("sample", "score", "pairs", "dpo")
 MERGED_FROM = "alignslm_merged_from.json"
@@ -102,12 +103,9 @@ def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
 
     check_pipeline_arguments(args)
 
-    if args.output_dir.exists() and not args.output_dir.is_dir():
-        raise UserError(f"--output-dir {args.output_dir}: is a file; give a directory (a new one, or the run's to "
-                        "resume)")
-    for flag, folder in (("--prompts", args.prompts), ("--eval-data-root", args.eval_data_root)):
-        if folder is not None and not folder.is_dir():
-            raise UserError(f"{flag} {folder}: directory does not exist")
+    check_directory(args.output_dir, "--output-dir")
+    check_directory(args.prompts, "--prompts", must_exist=True)
+    check_directory(args.eval_data_root, "--eval-data-root", must_exist=True)
     limits = (
         ("--rounds", args.rounds, args.rounds >= 1, "at least 1"),
         ("--round", args.round, args.round is None or args.round >= 1, "at least 1"),

@@ -362,11 +362,11 @@ def test_output_blocked_by_a_file(tmp_path, shared_data):
 
     source = shared_data / "blimp" / "passive_1.jsonl"
     (tmp_path / "syntactic").write_text("x")
-    with pytest.raises(UserError, match=r"syntactic: exists and is not a folder"):
+    with pytest.raises(UserError, match=r"syntactic is a file, not a directory"):
         build_sblimp([source], tmp_path, ["en-us"], n_per_phenomenon=1, progress=False)
     (tmp_path / "card").mkdir()
     (tmp_path / "card" / "dataset_card.json").mkdir()
     with pytest.raises(UserError, match=r"dataset_card\.json is a folder"):
         build_sblimp([source], tmp_path / "card", ["en-us"], n_per_phenomenon=1, progress=False)
-    with pytest.raises(UserError, match=r"--out .*: it is a file, not a folder"):
+    with pytest.raises(UserError, match=r"--out .*: it is a file, not a directory"):
         build_salmon(["one two three four"], tmp_path / "syntactic")

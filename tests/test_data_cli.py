@@ -78,9 +78,9 @@ def test_out_that_is_a_file(tmp_path, capsys):
     words.write_text("word,nonword\nbrick,blick\n", encoding="utf-8")
     assert main(["synth", "swuggy", "--input", str(words), "--out", str(words), "--quiet"]) == 2
     lines = error_lines(capsys)
-    assert len(lines) == 1 and lines[0].startswith(f"alignslm-data: error: --out {words}: it is a file, not a folder")
+    assert len(lines) == 1 and lines[0].startswith(f"alignslm-data: error: --out {words}: it is a file, not a directory")
     assert main(["synth", "swuggy", "--input", str(words), "--out", str(words / "sub"), "--quiet"]) == 2
-    assert f"--out {words / 'sub'}: {words} is a file, not a folder" in error_lines(capsys)[-1]
+    assert f"--out {words / 'sub'}: {words} is a file, not a directory" in error_lines(capsys)[-1]
 
 
 def test_input_that_is_a_directory(tmp_path, capsys):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from alignslm_eval.errors import ArgumentParser, UserError, run_command
+from alignslm_eval.paths import check_output_file
 
 PROG = "alignslm-leaderboard"
 FORMATS = ("md", "csv", "html", "latex")
@@ -70,15 +71,6 @@ def check_known(flag: str, given: Sequence[str], available: Sequence[str]) -> No
             raise UserError(f"{flag} {name!r}: not in the results files or reference rows; {hint}")
 
 
-def check_output(path: Path, flag: str, example: str) -> None:
-    """Refuse an output path that is a directory, or that a file in place of a parent directory blocks."""
-    if path.is_dir():
-        raise UserError(f"{flag} {path}: is a directory; give a file name inside it, e.g. {path / example}")
-    blocker = next((parent for parent in path.parents if parent.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise UserError(f"{flag} {path}: {blocker} is a file, not a directory; choose another path")
-
-
 def cmd_table(argv: Sequence[str]) -> int:
     args = table_parser().parse_args(argv)
     from alignslm_eval.leaderboard.collect import Column, collect, dirs_without_results
@@ -90,9 +82,9 @@ def cmd_table(argv: Sequence[str]) -> int:
         raise UserError("give runs dirs or results files, and/or --reference")
     # Checked before any work, so a bad path does not leave a half-written table or chart behind.
     if args.output:
-        check_output(args.output, "--output", "leaderboard.md")
+        check_output_file(args.output, "--output", "leaderboard.md")
     if args.bar_chart:
-        check_output(args.bar_chart, "--bar-chart", "bar")
+        check_output_file(args.bar_chart, "--bar-chart", "bar")
     fmt = table_format(args.format, args.output)
     rows, skipped = collect(args.runs, skip_invalid=args.skip_invalid) if args.runs else ([], [])
     if skipped:
@@ -140,7 +132,7 @@ def cmd_plot(argv: Sequence[str], kind: str) -> int:
     args = p.parse_args(argv)
     from alignslm_eval.leaderboard import plots
 
-    check_output(args.output, "--output", kind.removeprefix("plot-"))
+    check_output_file(args.output, "--output", kind.removeprefix("plot-"))
     if kind == "plot-training":
         fig = plots.training_figure(plots.read_eval_log(args.input))
     else:
