@@ -102,7 +102,10 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="environment variable holding the judge API key (the key is never written anywhere)")
     g.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at most")
     g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds before a judge request is retried")
-    g.add_argument("--judge-prompt", type=Path, help="judge prompt template file with {prompt} and {continuation}")
+    g.add_argument("--judge-prompt", type=Path, help="judge prompt template: a text file with {prompt} and "
+                   "{continuation}, or slamkit's llm_as_judge.yaml")
+    g.add_argument("--judge-answer-pattern", help="regular expression whose last match's first group is the judge's "
+                   "score (default: the N in \\boxed{N})")
     g.add_argument("--mos-checkpoint", type=Path, help="UTMOS weights for audio_quality (the authors' .ckpt or SpeechMOS's .pt), "
                    "or TorchAudio-SQUIM subjective weights for the squim_mos scorer")
     g.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed judge request")
@@ -159,6 +162,8 @@ def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.judge_prompt:
         options["judge_prompt"] = str(args.judge_prompt)
+    if args.judge_answer_pattern:
+        options["judge_answer_pattern"] = args.judge_answer_pattern
     return options
 
 
@@ -238,6 +243,10 @@ def check_pipeline_arguments(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} {value}: must be at least 1")
     if args.judge_timeout <= 0 or args.judge_max_retries < 0:
         raise UserError("--judge-timeout must be positive and --judge-max-retries at least 0")
+    if args.judge_answer_pattern is not None:
+        from alignslm_eval.scoring.judge import compile_answer_pattern
+
+        compile_answer_pattern(args.judge_answer_pattern)
 
 
 def _check_run_arguments(args: argparse.Namespace) -> None:

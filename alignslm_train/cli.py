@@ -86,7 +86,7 @@ RESULT_SETTINGS = {
     "sample": ("model", "prompts", "samples_per_prompt", "temperature", "top_k", "max_new_tokens", "prompt_seconds",
                "seed", "tokenizer", "tokenizer_args"),
     "score": ("pair_rule", "vocoder", "vocoder_args", "asr", "asr_args", "text_lm", "judge_model", "judge_prompt",
-              "judge_temperature", "judge_max_tokens"),
+              "judge_answer_pattern", "judge_temperature", "judge_max_tokens"),
     "pairs": ("pair_rule", "schedule", "max_auto_bleu"),
 }
 #: The config.json sections a stage's results depend on (every stage reads the sampled continuations).

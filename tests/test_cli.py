@@ -225,6 +225,7 @@ def test_unknown_task_and_bad_flags(setup, tmp_path, capsys):
     (["--unit-offset", "7"], ["--unit-offset 7", "alignslm_units.json"]),
     (["--judge-base-url", "htp:/bad url"], ["--judge-base-url", "http"]),
     (["--judge-concurrency", "0"], ["--judge-concurrency 0"]),
+    (["--judge-answer-pattern", "rate (\\d"], ["--judge-answer-pattern 'rate (\\d'", "not a valid regular expression"]),
     (["--asr-args", "language"], ["--asr-args", "key=value"]),
     (["--set", "swuggy.reductio=mean", "--tasks", "swuggy"], ["reductio", "'reduction'"]),
 ])

@@ -2,8 +2,10 @@
 
 The prompt templates shipped in `alignslm_eval/scoring/prompts/` are this project's own wording. The exact prompts of
 the Align-SLM paper could not be obtained, so scores from them are comparable with each other but not with the
-paper's numbers; to reproduce the paper, pass its wording as a template file with `--judge-prompt FILE` (option
-`judge_prompt`), using the placeholders {prompt} and {continuation} and asking for the score as \\boxed{N}.
+paper's numbers. Another wording is a template file, `--judge-prompt FILE` (option `judge_prompt`): plain text with
+the placeholders {prompt} and {continuation}, or slamkit's placeholders [prompt_audio_transcription] and
+[generated_audio_transcription]; a `.yaml`/`.yml` file is read as slamkit's judge config (`config/metric/
+llm_as_judge.yaml`, Maimon et al. 2025), whose `instruction` field is the template.
 
 Two registered scorers share one implementation, `LLMJudge`:
 
@@ -14,6 +16,9 @@ Two registered scorers share one implementation, `LLMJudge`:
 
 The score is read from the LAST `\\boxed{N}` of the answer, N an integer or decimal in [1, 5] (slamkit's convention for
 GPT-4o scores, Maimon et al. 2025); any other answer scores None with status "unparsable" and keeps the raw answer.
+A template that asks for another answer format comes with its own pattern, `--judge-answer-pattern REGEX` (option
+`judge_answer_pattern`): the last match's first group is the score, e.g. `I would rate the score as\\s*(\\d)`.
+Answers are cached before parsing, so a new pattern re-reads them without asking again.
 
 Requests: the official `openai` client against any chat-completions endpoint (`--judge-base-url`; the client's default,
 the OpenAI API, otherwise), at most `judge_concurrency` in flight. The client's own retries are off; `RetryPolicy`
@@ -55,49 +60,90 @@ from alignslm_eval.errors import UserError
 log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
-PARSE_RULE = "last \\boxed{N} in the answer with N an integer or decimal in [1, 5]; anything else is unparsable"
 #: bump when the cache key's recipe changes, so old entries are never read under a new meaning
 CACHE_KEY_VERSION = 1
 
-_BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
+#: the default answer pattern: the text inside \\boxed{...}
+BOXED_PATTERN = r"\\boxed\s*\{([^{}]*)\}"
+_BOXED = re.compile(BOXED_PATTERN)
 _NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
-_PLACEHOLDER = re.compile(r"\{(prompt|continuation)\}")
+#: each template slot and the placeholder spellings that fill it: ours, then slamkit's llm_as_judge config's
+PLACEHOLDERS = {"prompt": ("{prompt}", "[prompt_audio_transcription]"),
+                "continuation": ("{continuation}", "[generated_audio_transcription]")}
+_PLACEHOLDER = re.compile("|".join(re.escape(p) for spellings in PLACEHOLDERS.values() for p in spellings))
+_SLOT = {p: slot for slot, spellings in PLACEHOLDERS.items() for p in spellings}
 
 
 # -- prompt and answer ------------------------------------------------------------------------------------------------
 
 
-def parse_boxed_score(answer: Optional[str]) -> Optional[float]:
-    """The score in the last `\\boxed{N}` of `answer` if N is a number in [1, 5], else None."""
+def compile_answer_pattern(pattern: str, flag: str = "--judge-answer-pattern") -> re.Pattern[str]:
+    """Compile a judge answer pattern; it must capture the score in its first group."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise UserError(f"{flag} '{pattern}': not a valid regular expression ({e}); fix it")
+    if compiled.groups < 1:
+        raise UserError(f"{flag} '{pattern}': has no group; capture the score in parentheses, e.g. 'score:\\s*(\\d)'")
+    return compiled
+
+
+def parse_score(answer: Optional[str], pattern: re.Pattern[str] = _BOXED) -> Optional[float]:
+    """The score in the last match of `pattern` in `answer` (its first group) if that is a number in [1, 5], else
+    None: the last match decides, even when it is unreadable, so a draft score is never taken for the final one."""
     if not answer:
         return None
-    boxes = _BOXED.findall(answer)
-    if not boxes:
+    matches = list(pattern.finditer(answer))
+    if not matches:
         return None
-    m = _NUMBER.fullmatch(boxes[-1])
+    m = _NUMBER.fullmatch(matches[-1].group(1) or "")
     if m is None:
         return None
     value = float(m.group(1))
     return value if 1.0 <= value <= 5.0 else None
 
 
+def parse_rule(pattern: str) -> str:
+    """How an answer becomes a score, in words, for results files."""
+    return (f"last match of the regular expression {pattern} in the answer; its first group must be an integer or "
+            "decimal in [1, 5]; anything else is unparsable")
+
+
 def load_template(path: Path, flag: str = "--judge-prompt") -> str:
-    """Read a prompt template and check it has both placeholders."""
+    """Read a prompt template (plain text, or a slamkit judge config's `instruction`) and check both slots are in it."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{flag} {path}: cannot read the prompt template ({e.strerror or e})")
-    missing = [p for p in ("{prompt}", "{continuation}") if p not in text]
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{flag} {path}: cannot read the prompt template ({getattr(e, 'strerror', None) or e})")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        text = _slamkit_instruction(text, path, flag)
+    missing = [spellings for spellings in PLACEHOLDERS.values() if not any(p in text for p in spellings)]
     if missing:
-        raise UserError(f"{flag} {path}: the template must contain {' and '.join(missing)}; add the placeholder(s)")
+        wanted = " and ".join(" or ".join(spellings) for spellings in missing)
+        raise UserError(f"{flag} {path}: the template must contain {wanted}; add the placeholder(s)")
     return text
 
 
+def _slamkit_instruction(text: str, path: Path, flag: str) -> str:
+    import yaml
+
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{flag} {path}: not valid YAML ({' '.join(str(e).split())}); fix the file")
+    instruction = config.get("instruction") if isinstance(config, dict) else None
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise UserError(f"{flag} {path}: a YAML template needs a text field 'instruction' (slamkit's llm_as_judge "
+                        "config shape); add it, or pass the template as a .txt file")
+    return instruction
+
+
 def render_prompt(template: str, prompt: str, continuation: str) -> str:
-    """Fill {prompt} and {continuation} in one pass (a transcript containing "{continuation}" stays literal, and
-    the template may hold other braces such as \\boxed{N})."""
+    """Fill the prompt and continuation slots in one pass (a transcript containing "{continuation}" stays literal,
+    and the template may hold other braces such as \\boxed{N})."""
     values = {"prompt": prompt, "continuation": continuation}
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    return _PLACEHOLDER.sub(lambda m: values[_SLOT[m.group(0)]], template)
 
 
 def redact_url(url: Optional[str]) -> Optional[str]:
@@ -247,6 +293,7 @@ class LLMJudge(ContinuationScorer):
         cache_dir: Optional[Path] = None,
         use_cache: bool = True,
         prompt_path: Optional[Path] = None,
+        answer_pattern: str = BOXED_PATTERN,
     ):
         from openai import OpenAI
 
@@ -269,6 +316,7 @@ class LLMJudge(ContinuationScorer):
         self.prompt_is_builtin = prompt_path is None
         self.template = load_template(self.prompt_path, "--judge-prompt" if prompt_path else "built-in template")
         self.prompt_sha256 = hashlib.sha256(self.template.encode("utf-8")).hexdigest()
+        self.answer_pattern = compile_answer_pattern(str(answer_pattern))
 
         api_key = os.environ.get(api_key_env)
         if not api_key:
@@ -306,6 +354,7 @@ class LLMJudge(ContinuationScorer):
             cache_dir=Path(cache_dir) if cache_dir else None,
             use_cache=bool(_option(options, "judge_cache", True)),
             prompt_path=Path(prompt) if prompt else None,
+            answer_pattern=_option(options, "judge_answer_pattern", BOXED_PATTERN),
         )
 
     # -- requests ---------------------------------------------------------------------------------------------------
@@ -410,7 +459,7 @@ class LLMJudge(ContinuationScorer):
                     results[i] = Score(None, outcome.error or "error: no answer", {"attempts": outcome.attempts})
                     failures[outcome.error or "error: no answer"] += 1
                     continue
-                value = parse_boxed_score(outcome.answer)
+                value = parse_score(outcome.answer, self.answer_pattern)
                 # The raw answer is kept either way: the per-sample log shows what the judge said.
                 results[i] = Score(value, "ok" if value is not None else "unparsable", {"answer": outcome.answer})
         if failures:
@@ -455,7 +504,7 @@ class LLMJudge(ContinuationScorer):
             "prompt_sha256": self.prompt_sha256,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
-            "parse": PARSE_RULE,
+            "parse": parse_rule(self.answer_pattern.pattern),
             "citation": self.citation,
         }
 

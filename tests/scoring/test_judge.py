@@ -16,7 +16,8 @@ from alignslm_eval.scoring.judge import (
     GPT4oScore,
     RetryPolicy,
     SemanticRating,
-    parse_boxed_score,
+    compile_answer_pattern,
+    parse_score,
     render_prompt,
 )
 from tests.judge_server import JudgeServer, answer, fail, hang, judge_server, score  # noqa: F401 (fixture)
@@ -221,10 +222,48 @@ def test_custom_prompt_file(judge_server, key, tmp_path):
         assert judge_server.bodies[0]["messages"][0]["content"].startswith("Prompt: the prompt of the story\n")
 
     template.write_text("Only {prompt} here")
-    with pytest.raises(UserError, match=r"--judge-prompt .*paper.txt.*\{continuation\}"):
+    with pytest.raises(UserError, match=r"--judge-prompt .*paper.txt.*\{continuation\} or \[generated_audio_transcription\]"):
         GPT4oScore.from_options({**base, "judge_prompt": str(template)})
     with pytest.raises(UserError, match="--judge-prompt .*missing.txt"):
         GPT4oScore.from_options({**base, "judge_prompt": str(tmp_path / "missing.txt")})
+
+
+# A judge config in the shape of slamkit's config/metric/llm_as_judge.yaml (its own keys, its bracket placeholders,
+# its "$\\boxed{x}$" answer format); the wording here is this test's.
+SLAMKIT_CONFIG = r"""
+llm_name_or_path: gpt-4o
+whisper_model: openai/whisper-large-v3-turbo
+prompt_length: 3
+instruction: "Rate this speech continuation.\nPrompt: \"[prompt_audio_transcription]\"\nContinuation: \"[generated_audio_transcription]\"\nEnd with: The final answer is $\\boxed{x}$"
+"""
+
+
+def test_slamkit_judge_config_as_prompt(judge_server, key, tmp_path):
+    config = tmp_path / "llm_as_judge.yaml"
+    config.write_text(SLAMKIT_CONFIG)
+    judge_server.rules["#cfg#"] = answer("Coherent enough. The final answer is $\\boxed{4}$")
+    with GPT4oScore.from_options({**options(judge_server, tmp_path / "c"), "judge_prompt": str(config)}) as scorer:
+        [s] = scorer.score([item(0, "it ran home #cfg#", prompt_text="the dog {continuation}")])
+        assert (s.value, s.status) == (4.0, "ok")
+        assert scorer.describe()["prompt_template"] == str(config)
+    [body] = judge_server.bodies
+    assert body["messages"][0]["content"] == (
+        'Rate this speech continuation.\nPrompt: "the dog {continuation}"\nContinuation: "it ran home #cfg#"\n'
+        "End with: The final answer is $\\boxed{x}$")
+
+
+@pytest.mark.parametrize("text,error", [
+    ("instruction: [1, 2]\n", "needs a text field 'instruction'"),
+    ("whisper_model: x\n", "needs a text field 'instruction'"),
+    ("instruction: 'a: b\n", "not valid YAML"),
+    ("instruction: Prompt [prompt_audio_transcription] only\n", r"\{continuation\} or \[generated_audio_transcription\]"),
+])
+def test_bad_yaml_templates_name_the_file_and_field(judge_server, key, tmp_path, text, error):
+    config = tmp_path / "judge.yml"
+    config.write_text(text)
+    with pytest.raises(UserError, match=rf"--judge-prompt .*judge.yml: .*{error}") as e:
+        GPT4oScore.from_options({**options(judge_server, tmp_path / "c"), "judge_prompt": str(config)})
+    assert "\n" not in str(e.value)
 
 
 def test_describe_names_what_decides_the_scores(judge_server, key, tmp_path):
@@ -235,7 +274,7 @@ def test_describe_names_what_decides_the_scores(judge_server, key, tmp_path):
     assert d["base_url"] == judge_server.base_url
     assert d["prompt_template"] == "alignslm_eval/scoring/prompts/gpt4o_score.txt"
     assert len(d["prompt_sha256"]) == 64 and d["temperature"] == 0.5 and d["max_tokens"] == 64
-    assert "\\boxed{N}" in d["parse"]
+    assert "\\boxed" in d["parse"] and "[1, 5]" in d["parse"]
     json.dumps(d)
 
 
@@ -257,7 +296,45 @@ def test_describe_names_what_decides_the_scores(judge_server, key, tmp_path):
     (None, None),
 ])
 def test_parse_last_boxed(text, value):
-    assert parse_boxed_score(text) == value
+    assert parse_score(text) == value
+
+
+RATE_AS = r"I would rate the score as\s*(\S+)"
+
+
+@pytest.mark.parametrize("text,value", [
+    ("It drifts off topic. I would rate the score as 2", 2.0),
+    ("I would rate the score as 1 at first; I would rate the score as 4.", None),  # last match, "4." is no number
+    ("I would rate the score as 1 at first; I would rate the score as 4", 4.0),
+    ("I would rate the score as 7", None),
+    ("\\boxed{4}", None),  # another pattern's format is not this pattern's score
+])
+def test_parse_with_another_answer_pattern(text, value):
+    assert parse_score(text, compile_answer_pattern(RATE_AS)) == value
+
+
+def test_bad_answer_patterns_are_one_line_errors():
+    with pytest.raises(UserError, match=r"--judge-answer-pattern 'score: \(\\d': not a valid regular expression \(missing \)"):
+        compile_answer_pattern(r"score: (\d")
+    with pytest.raises(UserError, match=r"--judge-answer-pattern 'score: \\d': has no group; capture the score in parentheses"):
+        compile_answer_pattern(r"score: \d")
+
+
+def test_answer_pattern_rereads_cached_answers(judge_server, key, tmp_path):
+    judge_server.rules["#rate#"] = answer("Relevant but flat. I would rate the score as 3")
+    base = options(judge_server, tmp_path / "cache")
+    with GPT4oScore.from_options(base) as boxed:
+        [s] = boxed.score([item(0, "continuation #rate#")])
+        assert (s.value, s.status) == (None, "unparsable")
+        assert "\\boxed" in boxed.describe()["parse"]
+    judge_server.reset_counts()
+    with GPT4oScore.from_options({**base, "judge_answer_pattern": RATE_AS}) as rate_as:
+        [s] = rate_as.score([item(0, "continuation #rate#")])
+        assert (s.value, s.status) == (3.0, "ok")
+        assert RATE_AS in rate_as.describe()["parse"]  # results files say how the score was read
+    assert judge_server.total == 0  # the answer was cached before parsing: nothing is asked again
+    with pytest.raises(UserError, match="--judge-answer-pattern"):
+        GPT4oScore.from_options({**base, "judge_answer_pattern": "no group"})
 
 
 def test_cache_key_covers_model_url_settings_and_prompt(judge_server, key, tmp_path):
