@@ -48,7 +48,9 @@ class PocketSphinxASR(ASR):
                 raise UserError(f"pocketsphinx asr: {name}={value}: no such {what}; check the path")
             overrides[name] = str(path.resolve())
         try:
-            self.decoder = pocketsphinx.Decoder(**overrides)
+            # The C library logs an "ERROR" line for every clip it hears no word in; that outcome is the transcript
+            # "" and is recorded per sample, so only fatal messages are left to reach the user's terminal.
+            self.decoder = pocketsphinx.Decoder(loglevel="FATAL", **overrides)
         except (RuntimeError, ValueError) as e:
             given = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the default model"
             reason = " ".join(str(e).split())[:300]
