@@ -156,6 +156,14 @@ def test_missing_text_lm_is_a_one_line_error(setup, tmp_path, capsys):
     assert code == 2 and "--text-lm" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+def test_a_unit_lm_given_as_text_lm_is_named_with_what_to_give(setup, tmp_path, capsys):
+    root, model, _ = setup  # the unit LM has no text tokenizer
+    code = run_eval(root, model, model, tmp_path / "o")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and f"--text-lm {model}: not a loadable causal LM with its tokenizer" in err[-1]
+    assert err[-1].endswith("(a unit LM has none)")
+
+
 def test_a_task_that_scores_nothing_exits_1_and_keeps_its_results(setup, tmp_path, capsys):
     """Every judge request fails (HTTP 500 throughout): the results are written, the reason counted, exit status 1."""
     from tests.judge_server import JudgeServer, fail

@@ -35,7 +35,9 @@ class GenPPL(ContinuationScorer):
             self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             self.model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
         except (OSError, ValueError) as e:
-            raise UserError(f"--text-lm {text_lm}: not a loadable causal LM with its tokenizer ({e})".splitlines()[0])
+            reason = str(e).splitlines()[0].rstrip(" :")[:200]
+            raise UserError(f"--text-lm {text_lm}: not a loadable causal LM with its tokenizer ({reason}); give a "
+                            "transformers text LM with its tokenizer files, e.g. Llama-3.2-1B (a unit LM has none)")
         self.device = device
         self.include_prompt = include_prompt
         self.provenance["weights_fingerprint"] = weights_fingerprint(checkpoint)
