@@ -4,6 +4,10 @@ slamkit (Maimon et al. 2025) transcribes continuations with Whisper and scores t
 transformers causal LM loads here (hub id from the local cache, or a directory). Whether the prompt's transcript is
 part of the scored text is a setting: with `include_prompt` the perplexity is over prompt + continuation tokens;
 without it, over the continuation tokens only, conditioned on the prompt transcript. Lower is better.
+
+"prompt continuation" is tokenized as one text, and the continuation's tokens are those after the longest common
+prefix with the prompt's own tokens. Tokenizing the continuation on its own would put a stray word-boundary token
+("▁", from SentencePiece tokenizers such as Llama-2's and Mistral's) at the boundary and score it.
 """
 
 from __future__ import annotations
@@ -49,19 +53,29 @@ class GenPPL(ContinuationScorer):
         return cls(options["text_lm"], include_prompt=bool(options.get("genppl_include_prompt", False)),
                    device=options.get("device", "cpu"))
 
-    @torch.inference_mode()
-    def _perplexity(self, context: str, text: str) -> Optional[float]:
+    def _split(self, context: str, text: str) -> tuple[list[int], list[int]]:
+        """(context ids with BOS, continuation ids) of `context + " " + text`; see the module docstring."""
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        ctx = bos + (self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else [])
-        target = self.tokenizer((" " if context else "") + text, add_special_tokens=False)["input_ids"]
+        joined = self.tokenizer(f"{context} {text}" if context else text, add_special_tokens=False)["input_ids"]
+        own = self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
+        n = 0
+        while n < min(len(own), len(joined)) and own[n] == joined[n]:
+            n += 1
+        ctx, target = bos + joined[:n], joined[n:]
         if not ctx:
             ctx, target = target[:1], target[1:]  # no BOS: the first token is context only
+        return ctx, target
+
+    @torch.inference_mode()
+    def _perplexity(self, context: str, text: str) -> tuple[Optional[float], int]:
+        """Perplexity of `text`'s tokens given `context`, and how many tokens it is over."""
+        ctx, target = self._split(context, text)
         if not target:
-            return None
+            return None, 0
         ids = torch.tensor([ctx + target], device=self.device)
         logits = self.model(input_ids=ids).logits[0, :-1].float()
         logp = logits.gather(-1, ids[0, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-        return math.exp(-float(logp[len(ctx) - 1 :].mean()))
+        return math.exp(-float(logp[len(ctx) - 1 :].mean())), len(target)
 
     def score(self, items: Sequence[Continuation]) -> list[Score]:
         out = []
@@ -71,11 +85,12 @@ class GenPPL(ContinuationScorer):
                 continue
             prompt = (item.prompt_text or "").strip()
             if self.include_prompt:
-                value = self._perplexity("", f"{prompt} {item.text}".strip())
+                value, n = self._perplexity("", f"{prompt} {item.text}".strip())
             else:
-                value = self._perplexity(prompt, item.text.strip())
-            out.append(Score(value, "ok" if value is not None else "no scorable token"))
+                value, n = self._perplexity(prompt, item.text.strip())
+            out.append(Score(value, "ok", {"tokens": n}) if value is not None else Score(None, "no scorable token"))
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"scorer": "genppl", "include_prompt": self.include_prompt, "text_lm": self.provenance}
+        return {"scorer": "genppl", "include_prompt": self.include_prompt, "text_lm": self.provenance,
+                "tokenization": "prompt and continuation as one text; continuation = tokens after the prompt's own"}
