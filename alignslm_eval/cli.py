@@ -28,17 +28,26 @@ def _key_values(text: str, flag: str) -> dict[str, str]:
     return out
 
 
+def _yaml_setting(item: str, usage: str) -> tuple[str, Any]:
+    """`--set KEY=VALUE` -> (KEY, the VALUE read as YAML)."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected {usage}")
+    key, value = item.split("=", 1)
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise UserError(f"--set {item!r}: the value is not valid YAML (quote strings, e.g. '[a, b]')")
+
+
 def _task_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise UserError(f"--set {item!r}: expected TASK.KEY=VALUE, e.g. sstorycloze.reduction=sum")
-        target, value = item.split("=", 1)
+        usage = "TASK.KEY=VALUE, e.g. sstorycloze.reduction=sum"
+        target, value = _yaml_setting(item, usage)
+        if "." not in target:
+            raise UserError(f"--set {item!r}: expected {usage}")
         task, key = target.split(".", 1)
-        try:
-            out.setdefault(task, {})[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: the value is not valid YAML (quote strings, e.g. '[a, b]')")
+        out.setdefault(task, {})[key] = value
     return out
 
 
@@ -92,8 +101,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocoder", help="NAME[:PATH] of a registered vocoder, or a directory holding a CodeHiFiGAN .pt and "
                    f"its config (default: the model dir's {VOCODER_FILE})")
     g.add_argument("--vocoder-args", default="", help="key=value,... for the vocoder")
-    g.add_argument("--asr", default="pocketsphinx", help="NAME[:PATH] of a registered ASR, e.g. whisper:DIR "
-                   "(default: pocketsphinx, offline English)")
+    g.add_argument("--asr", help="NAME[:PATH] of a registered ASR, e.g. whisper:DIR (default: pocketsphinx, offline "
+                   "English; when re-scoring, the ASR that transcribed the run)")
     g.add_argument("--asr-args", default="", help="key=value,... for the ASR, e.g. language=en,batch_size=8")
     g.add_argument("--text-lm", help="hub id or dir of the causal text LM for GenPPL (e.g. Llama-3.2-1B)")
     g.add_argument("--judge-model", help="model name at the OpenAI-compatible judge endpoint, e.g. gpt-4o")
@@ -138,7 +147,7 @@ def pipeline_components(args: argparse.Namespace, model_dir: Optional[str]):
         return VOCODERS.get(name).from_args(**kwargs)
 
     def asr():
-        name, kwargs = _component_spec(args.asr, args.asr_args, "--asr")
+        name, kwargs = _component_spec(args.asr or "pocketsphinx", args.asr_args, "--asr")
         return ASRS.get(name).from_args(**kwargs)
 
     return PipelineComponents(vocoder, asr, scorer_options(args))
@@ -383,19 +392,23 @@ def cmd_zerospeech_score(argv: Sequence[str]) -> int:
 def cmd_score(argv: Sequence[str]) -> int:
     p = ArgumentParser(
         prog="alignslm-eval score",
-        description="Re-score a saved continuation run with other scorers, without sampling again. Vocoded audio "
-        "and transcripts already in the run are reused; missing ones are made with --vocoder / --asr.",
+        description="Re-score a saved continuation run with other scorers, without sampling again. The run's own "
+        "wavs and transcripts are reused (their vocoder and ASR are not loaded); --vocoder / --asr choose others, and "
+        "make what the run lacks.",
     )
     p.add_argument("run_dir", type=Path, help="a continuation run dir (the run_dir recorded in a results file)")
     p.add_argument("--scorers", required=True, help="comma-separated registered scorers, e.g. genppl,auto_bleu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a scorer setting, as a task sets it, e.g. genppl_include_prompt=true or auto_bleu_n=3")
     p.add_argument("--output", type=Path, help="results JSON (default: RUN_DIR/rescored_<timestamp>.json)")
+    p.add_argument("--log-samples", action="store_true", help="also write every sample's scores, beside --output")
     p.add_argument("--device", default="cpu")
     add_pipeline_arguments(p)
     args = p.parse_args(argv)
     check_pipeline_arguments(args)
     from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.continuation import ContinuationRun
-    from alignslm_eval.pipeline import score_continuations
+    from alignslm_eval.pipeline import score_continuations, write_samples_log
     from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
     from alignslm_tasks.continuation import aggregate_scores
 
@@ -406,14 +419,27 @@ def cmd_score(argv: Sequence[str]) -> int:
     scorers = [SCORERS.get(n) for n in names]
     if not all(isinstance(s, type) and hasattr(s, "from_options") for s in scorers):
         raise UserError(f"--scorers {args.scorers}: only continuation scorers can re-score a run")
+    settings = dict(_yaml_setting(item, "KEY=VALUE, e.g. genppl_include_prompt=true") for item in args.set)
+    accepted = sorted({key for s in scorers for key in s.task_settings})
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise UserError(f"--set {', '.join(unknown)}: not a setting of the scorers {args.scorers} (theirs: "
+                        f"{', '.join(accepted) or 'none'})")
     components = pipeline_components(args, run.identity["model"].get("local_dir"))
-    scorers = [s.from_options(components.scorer_options) for s in scorers]
-    scores, pipeline = score_continuations(run, run.items(), run.prompts(), scorers, components)
+    components.recorded_vocoder = None if args.vocoder else run.recorded("vocoder")
+    components.recorded_asr = None if args.asr else run.recorded("asr")
+    scorers = [s.from_options({**components.scorer_options, **settings}) for s in scorers]
+    items = run.items()
+    scores, pipeline = score_continuations(run, items, run.prompts(), scorers, components)
     created = timestamp()
+    output = args.output or run.root / f"rescored_{created}.json"
+    files = {"run_dir": str(run.root)}
+    if args.log_samples:
+        files["samples"] = str(write_samples_log(output.with_name(f"{output.stem}_samples.jsonl"), items, scores))
     doc = {"schema_version": SCHEMA_VERSION, "created": created, "command": ["alignslm-eval", "score", *argv],
            "environment": environment(), "model": run.identity["model"],
-           "tasks": {"rescore": {"pipeline": pipeline, "result": aggregate_scores(scores).to_json()}}}
-    output = args.output or run.root / f"rescored_{created}.json"
+           "tasks": {"rescore": {"settings": settings, "pipeline": pipeline,
+                                 "result": aggregate_scores(scores).to_json(), "files": files}}}
     write_json(output, doc)
     print(markdown_summary(doc))
     print(f"results: {output}")

@@ -6,15 +6,20 @@ re-transcribes or re-asks the judge for a finished item.
 
     <run>/prompts.jsonl              prompt id, audio, cut point, prompt units
     <run>/samples.jsonl              one line per prompt: its N continuations (units), seed
-    <run>/wav/<vocoder key>/<prompt>__<k>.wav
-    <run>/transcripts/<asr key>.jsonl
+    <run>/wav/<vocoder key>/<prompt>__<k>.wav   (+ vocoder.json: the vocoder's description; durations.jsonl)
+    <run>/transcripts/<asr key>.jsonl          continuations keyed by their wav, so by vocoder too (+ <asr key>.json)
     <run>/scores/<scorer key>.jsonl
+
+Re-scoring reads the recorded descriptions, so it can reuse a run's wavs and transcripts without loading the vocoder
+or the ASR that made them (`recorded`, `vocode(..., vocoder=None)`, `transcribe(..., asr=None)`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -31,15 +36,19 @@ from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.errors import UserError
 from alignslm_eval.units import from_frames
 
+log = logging.getLogger(__name__)
+
 AUDIO_SUFFIXES = (".wav", ".flac")
 SCORE_CHUNK = 64
+#: CTM entries that mark silence or noise rather than a word (Kaldi, MFA, HTK conventions): never a cut point or text
+NON_WORDS = frozenset({"", "sil", "sp", "spn", "<eps>", "<sil>", "!sil", "<silence>", "[sil]", "<noise>", "[noise]"})
 
 
 @dataclass(frozen=True)
 class Prompt:
     id: str
     path: Path
-    #: words of the prompt from a forced alignment, when one was given (else the ASR transcript is used)
+    #: words of the prompt from a forced alignment, when one was given: the reference the ASR is checked against
     reference: Optional[str] = None
     #: where the prompt audio is cut, in seconds (None: the first `prompt_seconds`)
     cut_s: Optional[float] = None
@@ -59,33 +68,44 @@ def read_ctm(path: Path) -> dict[str, list[tuple[str, float, float]]]:
                 continue
             try:
                 utt, _, start, dur, word = parts[:5]
-                words.setdefault(utt, []).append((word, float(start), float(start) + float(dur)))
+                entry = (word, float(start), float(start) + float(dur))
             except ValueError:
                 raise UserError(f"{path}:{lineno}: expected 'utterance channel start duration word'")
+            if word.lower() not in NON_WORDS:
+                words.setdefault(utt, []).append(entry)
     return words
 
 
 def find_prompts(data_dir: Path, prompt_seconds: float, alignment: Optional[Path] = None) -> list[Prompt]:
     """Every wav/flac below `data_dir` is one prompt (id = relative path without suffix). With a CTM alignment, the
-    cut moves to the word end nearest `prompt_seconds` and the words before it become the reference text."""
+    cut moves to the word end nearest `prompt_seconds` and the words before it become the reference text. A CTM
+    utterance id names a prompt by its id or, where that is unique among the prompts, by its file stem (LibriSpeech
+    style); prompts the CTM does not cover are cut at `prompt_seconds`, with a warning saying how many."""
     files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise UserError(f"{data_dir}: no .wav or .flac prompt files")
     words = read_ctm(alignment) if alignment else {}
+    stems = Counter(path.stem for path in files)
     prompts = []
     seen: dict[str, Path] = {}
+    unaligned: list[str] = []
     for path in files:
         pid = path.relative_to(data_dir).with_suffix("").as_posix()
         if pid in seen:
             raise UserError(f"{path}: same prompt id {pid!r} as {seen[pid]}; keep one of the two files")
         seen[pid] = path
-        aligned = words.get(path.stem)
+        aligned = words.get(pid) or (words.get(path.stem) if stems[path.stem] == 1 else None)
+        if alignment and not aligned:
+            unaligned.append(pid)
         if aligned:
             end = min((w[2] for w in aligned), key=lambda e: abs(e - prompt_seconds))
             text = " ".join(w[0] for w in aligned if w[2] <= end + 1e-6)
             prompts.append(Prompt(pid, path, text, end))
         else:
             prompts.append(Prompt(pid, path))
+    if unaligned:
+        log.warning("%s covers %d of %d prompts; the other %d (e.g. %s) are cut at %g s instead of a word end",
+                    alignment, len(files) - len(unaligned), len(files), len(unaligned), unaligned[0], prompt_seconds)
     return prompts
 
 
@@ -111,6 +131,17 @@ class ContinuationRun:
         root.mkdir(parents=True, exist_ok=True)
         (root / "run.json").write_text(json.dumps(identity, indent=2, default=str) + "\n")
         return cls(root)
+
+    def recorded(self, kind: str) -> Optional[dict[str, Any]]:
+        """The description of the one vocoder (`kind="vocoder"`) or ASR (`"asr"`) whose output this run holds, or
+        None when it holds none recorded; several are a UserError, since which to reuse is the user's choice."""
+        pattern = {"vocoder": "wav/*/vocoder.json", "asr": "transcripts/*.json"}[kind]
+        found = {path.relative_to(self.root).as_posix(): json.loads(path.read_text())
+                 for path in sorted(self.root.glob(pattern))}
+        if len(found) > 1:
+            raise UserError(f"{self.root}: holds the output of {len(found)} {kind}s ({', '.join(found)}); pass "
+                            f"--{kind} to say which one to use")
+        return next(iter(found.values()), None)
 
     def prompts(self) -> list[Prompt]:
         """The sampled prompts, as recorded."""
@@ -148,7 +179,8 @@ class ContinuationRun:
                     raise UserError(f"{prompt.path}: prompt is shorter than one tokenizer frame; remove it")
                 seed = _prompt_seed(sampling.seed, prompt.id)
                 continuations = lm.generate(seq, sampling, seed)
-                row = {"prompt_id": prompt.id, "audio": str(prompt.path), "audio_sha256": file_sha256(prompt.path),
+                row = {"prompt_id": prompt.id, "audio": str(prompt.path.resolve()),
+                       "audio_sha256": file_sha256(prompt.path),
                        "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "requested_cut_s": cut,
                        "reference": prompt.reference,
                        "prompt_units": seq.tolist(), "seed": seed,
@@ -160,11 +192,17 @@ class ContinuationRun:
 
     # -- stage 2: vocoding ----------------------------------------------------------------------------------------
 
-    def vocode(self, items: list[Continuation], vocoder: Vocoder) -> None:
+    def vocode(self, items: list[Continuation], vocoder: Optional[Vocoder],
+               description: Optional[dict[str, Any]] = None) -> None:
+        """Give every item its wav and durations, making the missing ones with `vocoder`. With `vocoder=None`, reuse
+        what the vocoder `description` (see `recorded`) made; an item it did not vocode is a UserError."""
         import soundfile as sf
 
-        folder = self.root / "wav" / key_of(vocoder.describe())
+        description = vocoder.describe() if vocoder is not None else description
+        folder = self.root / "wav" / key_of(description)
         folder.mkdir(parents=True, exist_ok=True)
+        if vocoder is not None:
+            (folder / "vocoder.json").write_text(json.dumps(description, indent=2, default=str) + "\n")
         # Frames per unit as the vocoder used them, next to the wavs they made.
         durations_log = folder / "durations.jsonl"
         durations = {row["key"]: row["durations"] for row in _read_jsonl(durations_log)}
@@ -174,6 +212,9 @@ class ContinuationRun:
                 path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
                 key = _item_key(item)
                 units = np.asarray(item.units, dtype=np.int64)
+                if vocoder is None and (key not in durations or not path.is_file()):
+                    raise UserError(f"{folder}: holds no wav of {item.prompt_id} sample {item.sample}; pass --vocoder "
+                                    "to vocode what is missing")
                 if key not in durations:
                     durations[key] = [int(d) for d in vocoder.durations(units)] if len(units) else []
                     log.write(json.dumps({"key": key, "durations": durations[key]}) + "\n")
@@ -188,13 +229,18 @@ class ContinuationRun:
 
     # -- stage 3: transcription -----------------------------------------------------------------------------------
 
-    def transcribe(self, items: list[Continuation], asr: ASR, prompts: Sequence[Prompt],
-                   batch_size: int = 8) -> Optional[dict[str, Any]]:
-        """Transcripts of every continuation and prompt. Where a prompt has a reference transcript (a CTM
-        alignment), the reference stays its text, and the ASR's WER/CER on those prompts is returned as a check of
-        the ASR (None when no prompt has one)."""
-        path = self.root / "transcripts" / f"{key_of(asr.describe())}.jsonl"
+    def transcribe(self, items: list[Continuation], asr: Optional[ASR], prompts: Sequence[Prompt],
+                   batch_size: int = 8, description: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
+        """Transcripts of every (vocoded) continuation and of every prompt's audio, made with `asr` where missing;
+        with `asr=None`, reused from what the ASR `description` (see `recorded`) transcribed, a missing one being a
+        UserError. Prompt and continuation texts come from the same ASR, so scorers compare like with like. Where a
+        prompt has a reference transcript (a CTM alignment), the ASR's WER/CER on those prompts is returned as a check
+        of the ASR (None when no prompt has one)."""
+        description = asr.describe() if asr is not None else description
+        path = self.root / "transcripts" / f"{key_of(description)}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if asr is not None:
+            path.with_suffix(".json").write_text(json.dumps(description, indent=2, default=str) + "\n")
         done = {row["key"]: row["text"] for row in _read_jsonl(path)}
         cut = {row["prompt_id"]: row["cut_s"] for row in _read_jsonl(self.root / "samples.jsonl")}
         jobs: list[tuple[str, Any]] = []
@@ -202,10 +248,13 @@ class ContinuationRun:
             if f"prompt:{p.id}" not in done:
                 jobs.append((f"prompt:{p.id}", (p.path, cut[p.id])))
         for item in items:
-            if _item_key(item) not in done:
-                if item.wav is None:
-                    raise ValueError("transcribe needs vocoded continuations")
-                jobs.append((_item_key(item), (Path(item.wav), None)))
+            if item.wav is None:
+                raise ValueError("transcribe needs vocoded continuations")
+            if self._text_key(item) not in done:
+                jobs.append((self._text_key(item), (Path(item.wav), None)))
+        if jobs and asr is None:
+            raise UserError(f"{path}: has no transcript of {len(jobs)} prompt(s) or sample(s) (e.g. {jobs[0][0]}); "
+                            "pass --asr to transcribe what is missing")
         with open_append(path) as log:
             for start in tqdm(range(0, len(jobs), batch_size), desc="transcribing", unit="batch",
                               disable=not jobs):
@@ -220,11 +269,9 @@ class ContinuationRun:
                     done[key] = text
                     log.write(json.dumps({"key": key, "text": text}) + "\n")
                 log.flush()
-        references = {p.id: p.reference for p in prompts}
         for item in items:
-            item.text = done[_item_key(item)]
-            ref = references.get(item.prompt_id)
-            item.prompt_text = ref if ref is not None else done[f"prompt:{item.prompt_id}"]
+            item.text = done[self._text_key(item)]
+            item.prompt_text = done[f"prompt:{item.prompt_id}"]
         checked = [p for p in prompts if p.reference and p.reference.strip()]
         if not checked:
             return None
@@ -232,6 +279,10 @@ class ContinuationRun:
 
         rates = word_error_rate([p.reference for p in checked], [done[f"prompt:{p.id}"] for p in checked])
         return {"what": "ASR on the prompts against their alignment transcripts", **rates}
+
+    def _text_key(self, item: Continuation) -> str:
+        """A continuation's transcript is keyed by the wav it was made from: another vocoder, another transcript."""
+        return Path(str(item.wav)).relative_to(self.root).as_posix()
 
     # -- stage 4: scoring -----------------------------------------------------------------------------------------
 
@@ -273,8 +324,7 @@ def read_generated(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
 
 
 def _continuation(row: dict[str, Any], sample: int, units: list[int]) -> Continuation:
-    return Continuation(row["prompt_id"], sample, units, prompt_text=row["reference"], prompt_audio=row["audio"],
-                        prompt_cut_s=row["cut_s"])
+    return Continuation(row["prompt_id"], sample, units, prompt_audio=row["audio"], prompt_cut_s=row["cut_s"])
 
 
 def _item_key(item: Continuation) -> str:

@@ -22,11 +22,14 @@ from alignslm_eval.continuation import ContinuationRun, Prompt
 @dataclass
 class PipelineComponents:
     """The vocoder, ASR and scorer options of a run, built only when a task needs them (so a likelihood-only run
-    never asks for a vocoder)."""
+    never asks for a vocoder). A `recorded_*` description (re-scoring: `ContinuationRun.recorded`) stands in for a
+    component whose output the run already holds, so none is loaded."""
 
     vocoder_factory: Optional[Callable[[], Vocoder]] = None
     asr_factory: Optional[Callable[[], ASR]] = None
     scorer_options: dict[str, Any] = field(default_factory=dict)
+    recorded_vocoder: Optional[dict[str, Any]] = None
+    recorded_asr: Optional[dict[str, Any]] = None
     _vocoder: Optional[Vocoder] = None
     _asr: Optional[ASR] = None
 
@@ -61,9 +64,9 @@ def prepare_scorers(names: Sequence[str], components: PipelineComponents,
     than after the continuations are sampled."""
     options = {**components.scorer_options, **(settings or {})}
     scorers = [SCORERS.get(n).from_options(options) for n in names]
-    if _needs(scorers) & {"wav", "text"}:
+    if _needs(scorers) & {"wav", "text"} and components.recorded_vocoder is None:
         components.vocoder()
-    if "text" in _needs(scorers):
+    if "text" in _needs(scorers) and components.recorded_asr is None:
         components.asr()
     return scorers
 
@@ -76,13 +79,13 @@ def score_continuations(
     needs = _needs(scorers)
     pipeline: dict[str, Any] = {"run_dir": str(run.root), "sampling": run.identity["sampling"]}
     if needs & {"wav", "text"}:
-        vocoder = components.vocoder()
-        run.vocode(items, vocoder)
-        pipeline["vocoder"] = vocoder.describe()
+        vocoder = components.vocoder() if components.recorded_vocoder is None else None
+        pipeline["vocoder"] = vocoder.describe() if vocoder is not None else components.recorded_vocoder
+        run.vocode(items, vocoder, pipeline["vocoder"])
     if "text" in needs:
-        asr = components.asr()
-        check = run.transcribe(items, asr, prompts)
-        pipeline["asr"] = asr.describe()
+        asr = components.asr() if components.recorded_asr is None else None
+        pipeline["asr"] = asr.describe() if asr is not None else components.recorded_asr
+        check = run.transcribe(items, asr, prompts, description=pipeline["asr"])
         if check:
             pipeline["asr_prompt_error_rate"] = check
     scores = {}
@@ -93,6 +96,17 @@ def score_continuations(
         scores[s.metric] = run.score(items, s, upstream)
     pipeline["scorers"] = {s.metric: {"direction": s.direction, **s.describe()} for s in scorers}
     return scores, pipeline
+
+
+def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str, list[Score]]) -> Path:
+    """One JSON line per sample: what the pipeline made of it (units, durations, wav, transcripts) and each score
+    with its status and detail (the judge's raw answer among them)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i, item in enumerate(items):
+            row = item.to_json()
+            row["scores"] = {metric: values[i].to_json() for metric, values in scores.items()}
+            f.write(json.dumps(row, default=str) + "\n")
+    return path
 
 
 def evaluate_generation_task(
@@ -112,13 +126,7 @@ def evaluate_generation_task(
                 for metric, values in scores.items()}
     files: dict[str, Any] = {"run_dir": str(run.root)}
     if log_samples:
-        path = output_dir / f"samples_{name}.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
-            for i, item in enumerate(items):
-                row = item.to_json()
-                row["scores"] = {metric: values[i].to_json() for metric, values in scores.items()}
-                f.write(json.dumps(row, default=str) + "\n")
-        files["samples"] = str(path)
+        files["samples"] = str(write_samples_log(output_dir / f"samples_{name}.jsonl", items, scores))
     return {
         "protocol": task.spec.to_json(),
         "pipeline": pipeline,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from alignslm_eval.api.model import SamplingConfig
 from alignslm_eval.api.registry import SCORERS, register_task_kind
@@ -30,6 +30,37 @@ class ContinuationTask(GenerationTask):
         scorer_keys = {key for name in self._scorers for key in getattr(SCORERS.get(name), "task_settings", ())}
         check_settings(spec, (*SETTINGS, *sorted(scorer_keys)))
         self._scorer_settings = {k: v for k, v in spec.settings.items() if k in scorer_keys}
+        self._check_sampling()
+
+    def _setting_error(self, key: str, wanted: str) -> UserError:
+        return UserError(f"{self.spec.name}: setting {key}={self.spec.settings.get(key)!r} must be {wanted}; fix it in "
+                         f"{self.spec.source} or with --set {self.spec.name}.{key}=...")
+
+    def _check_sampling(self) -> None:
+        """Every sampling setting in range before any model loads, each error naming the setting."""
+        s = self.sampling(0)
+        checks = (("samples", s.n >= 1, "at least 1"), ("temperature", s.temperature > 0, "greater than 0"),
+                  ("top_k", s.top_k is None or s.top_k >= 0, "0 or more, or none"),
+                  ("top_p", s.top_p is None or 0 < s.top_p <= 1, "in (0, 1], or none"),
+                  ("repetition_penalty", s.repetition_penalty > 0, "greater than 0"),
+                  ("max_new_tokens", s.max_new_tokens >= 1, "at least 1"),
+                  ("prompt_seconds", self.prompt_seconds > 0, "greater than 0"))
+        for key, ok, wanted in checks:
+            if not ok:
+                raise self._setting_error(key, wanted)
+
+    def _number(self, key: str, default: Any, kind: type, optional: bool = False) -> Any:
+        value = self.spec.settings.get(key, default)
+        if optional and value in (None, "none", "null"):
+            return None
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or isinstance(value, bool) or (kind is int and number != float(value)):
+            raise self._setting_error(key, f"{'an integer' if kind is int else 'a number'}"
+                                           f"{', or none' if optional else ''}")
+        return number
 
     @property
     def scorers(self) -> list[str]:
@@ -41,18 +72,17 @@ class ContinuationTask(GenerationTask):
 
     @property
     def prompt_seconds(self) -> float:
-        return float(self.spec.settings.get("prompt_seconds", 3.0))
+        return self._number("prompt_seconds", 3.0, float)
 
     def sampling(self, seed: int) -> SamplingConfig:
-        s = self.spec.settings
         defaults = SamplingConfig()
         return SamplingConfig(
-            n=int(s.get("samples", 1)),
-            temperature=float(s.get("temperature", defaults.temperature)),
-            top_k=_optional_int(s.get("top_k", defaults.top_k)),
-            top_p=_optional_float(s.get("top_p", defaults.top_p)),
-            repetition_penalty=float(s.get("repetition_penalty", defaults.repetition_penalty)),
-            max_new_tokens=int(s.get("max_new_tokens", defaults.max_new_tokens)),
+            n=self._number("samples", 1, int),
+            temperature=self._number("temperature", defaults.temperature, float),
+            top_k=self._number("top_k", defaults.top_k, int, optional=True),
+            top_p=self._number("top_p", defaults.top_p, float, optional=True),
+            repetition_penalty=self._number("repetition_penalty", defaults.repetition_penalty, float),
+            max_new_tokens=self._number("max_new_tokens", defaults.max_new_tokens, int),
             seed=seed,
         )
 
@@ -82,11 +112,3 @@ def aggregate_scores(scores: dict[str, list[Any]]) -> TaskResult:
         metrics[metric] = mean_metric(valid)
         coverage[metric] = Metric(len(valid) / len(values) if values else float("nan"), float("nan"), len(values))
     return TaskResult(next(iter(scores)), metrics, {"scored_fraction": coverage})
-
-
-def _optional_int(value: Any) -> Optional[int]:
-    return None if value in (None, "none", "null") else int(value)
-
-
-def _optional_float(value: Any) -> Optional[float]:
-    return None if value in (None, "none", "null") else float(value)

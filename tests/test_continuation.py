@@ -124,6 +124,75 @@ def test_rerun_resamples_nothing_and_rescoring_needs_no_model(setup, tmp_path, c
     assert utmos["n"] > 0 and math.isfinite(utmos["value"])
 
 
+def test_rescoring_reuses_the_runs_own_wavs_and_transcripts_without_loading_their_makers(
+        setup, tmp_path, capsys, monkeypatch):
+    from alignslm_eval.asr.sphinx import PocketSphinxASR
+    from alignslm_eval.vocoders.griffin_lim import GriffinLimVocoder
+
+    root, model, text_lm = setup
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    entry = results["tasks"]["continuation"]
+    run_dir = entry["pipeline"]["run_dir"]
+    monkeypatch.setattr(PocketSphinxASR, "__init__", lambda *a, **k: pytest.fail("loaded the ASR"))
+    monkeypatch.setattr(GriffinLimVocoder, "from_args", lambda *a, **k: pytest.fail("loaded the vocoder"))
+    out = tmp_path / "r.json"
+    code = main(["score", run_dir, "--scorers", "genppl,auto_bleu", "--text-lm", str(text_lm), "--output", str(out),
+                 "--log-samples", "--set", "auto_bleu_n=3"])
+    assert code == 0, capsys.readouterr().err
+    rescored = json.loads(out.read_text())["tasks"]["rescore"]
+    assert rescored["pipeline"]["asr"] == entry["pipeline"]["asr"]
+    assert rescored["pipeline"]["vocoder"] == entry["pipeline"]["vocoder"]
+    assert rescored["settings"] == {"auto_bleu_n": 3} and rescored["pipeline"]["scorers"]["auto_bleu"]["n"] == 3
+    # Same transcripts, same GenPPL setting: the same scores as the run's own.
+    assert rescored["result"]["metrics"]["genppl"] == entry["result"]["metrics"]["genppl"]
+    samples = [json.loads(line) for line in open(rescored["files"]["samples"])]
+    original = [json.loads(line) for line in open(entry["files"]["samples"])]
+    assert [(r["prompt_text"], r["text"], r["wav"]) for r in samples] == \
+        [(r["prompt_text"], r["text"], r["wav"]) for r in original]
+    assert all(set(r["scores"]) == {"genppl", "auto_bleu"} for r in samples)
+
+    code = main(["score", run_dir, "--scorers", "auto_bleu", "--set", "auto_blue_n=3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "--set auto_blue_n: not a setting of the scorers auto_bleu (theirs: auto_bleu_n" in err[-1]
+
+
+def test_another_vocoder_gets_its_own_transcripts_and_then_a_choice_is_needed(setup, tmp_path, capsys, monkeypatch):
+    from alignslm_eval.asr.sphinx import PocketSphinxASR
+
+    root, model, text_lm = setup
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0
+    entry = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())["tasks"]["continuation"]
+    run_dir = Path(entry["pipeline"]["run_dir"])
+    heard: list[int] = []
+    transcribe = PocketSphinxASR.transcribe
+    monkeypatch.setattr(PocketSphinxASR, "transcribe", lambda self, wavs: heard.append(len(wavs)) or transcribe(self, wavs))
+    out = tmp_path / "r.json"
+    vocoder = f"griffin_lim:{model / 'tokenizer.npz'}"
+    args = ["score", str(run_dir), "--scorers", "auto_bleu", "--vocoder", vocoder, "--vocoder-args", "n_iter=2",
+            "--output", str(out), "--log-samples"]
+    # New wavs need transcribing: the run's recorded ASR is only a record, so the ASR must be named.
+    assert main(args) == 2 and "pass --asr to transcribe" in capsys.readouterr().err.strip().splitlines()[-1]
+    code = main([*args, "--asr", "pocketsphinx"])
+    assert code == 0, capsys.readouterr().err
+    rescored = json.loads(out.read_text())["tasks"]["rescore"]
+    assert rescored["pipeline"]["vocoder"]["n_iter"] == 2 != entry["pipeline"]["vocoder"]["n_iter"]
+    # Every new wav was transcribed (prompts were not: their audio is the same), and each row's text is its own wav's.
+    n_samples = entry["dataset"]["n_samples"]
+    assert sum(heard) == n_samples
+    from alignslm_eval.continuation import read_generated
+
+    rows = [json.loads(line) for line in open(rescored["files"]["samples"])]
+    old_wavs = {json.loads(line)["wav"] for line in open(entry["files"]["samples"])}
+    assert all(r["wav"] not in old_wavs for r in rows)
+    assert [r["text"] for r in rows] == transcribe(PocketSphinxASR(), [read_generated(r["wav"]) for r in rows])
+
+    # The run now holds two vocoders' wavs: re-scoring must be told which.
+    code = main(["score", str(run_dir), "--scorers", "auto_bleu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "holds the output of 2 vocoders" in err[-1] and "pass --vocoder" in err[-1]
+
+
 def test_continuations_are_reproducible_and_independent_of_other_prompts(setup):
     root, model, _ = setup
     from alignslm_eval.api.model import SamplingConfig
@@ -149,6 +218,23 @@ def test_prompt_cut_at_the_word_end_nearest_3s(tmp_path):
     assert plain.cut_s is None and plain.reference is None
 
 
+def test_alignment_skips_silences_matches_ids_and_warns_about_uncovered_prompts(tmp_path, caplog):
+    for name in ("a/utt", "b/utt", "c/solo", "d/other"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / f"{name}.wav", np.zeros(16000 * 4, dtype=np.float32), 16000)
+    # "sil" ends nearest 3 s but is no word; "b/utt" is matched by its id; the stem "utt" is shared by two prompts,
+    # so it names neither; "solo" is a unique stem.
+    (tmp_path / "align.ctm").write_text(
+        "b/utt 1 0.10 0.50 the\nb/utt 1 0.70 1.40 dog\nb/utt 1 2.10 0.90 sil\nb/utt 1 3.40 0.60 barked\n"
+        "utt 1 0.10 2.80 wrong\nsolo 1 0.20 2.70 <eps>\nsolo 1 0.20 2.75 hello\n")
+    with caplog.at_level("WARNING"):
+        prompts = {p.id: p for p in find_prompts(tmp_path, 3.0, tmp_path / "align.ctm")}
+    assert (prompts["b/utt"].reference, prompts["b/utt"].cut_s) == ("the dog", pytest.approx(2.1))
+    assert (prompts["c/solo"].reference, prompts["c/solo"].cut_s) == ("hello", pytest.approx(2.95))
+    assert prompts["a/utt"].cut_s is None and prompts["d/other"].cut_s is None
+    assert "covers 2 of 4 prompts; the other 2 (e.g. a/utt) are cut at 3 s" in caplog.text
+
+
 def test_missing_text_lm_is_a_one_line_error(setup, tmp_path, capsys):
     root, model, _ = setup
     code = main(["--model", str(model), "--tasks", "continuation", "--data-root", str(root / "data"),
@@ -162,6 +248,26 @@ def test_a_unit_lm_given_as_text_lm_is_named_with_what_to_give(setup, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and f"--text-lm {model}: not a loadable causal LM with its tokenizer" in err[-1]
     assert err[-1].endswith("(a unit LM has none)")
+
+
+@pytest.mark.parametrize("setting, wanted", [
+    ("temperature=0", "greater than 0"),
+    ("top_p=1.5", "in (0, 1], or none"),
+    ("top_k=-1", "0 or more, or none"),
+    ("samples=0", "at least 1"),
+    ("samples=2.5", "an integer"),
+    ("max_new_tokens=many", "an integer"),
+    ("repetition_penalty=[1]", "a number"),
+    ("prompt_seconds=0", "greater than 0"),
+])
+def test_bad_sampling_settings_fail_before_the_model_loads(setup, tmp_path, capsys, monkeypatch, setting, wanted):
+    root, model, text_lm = setup
+    monkeypatch.setattr(HFUnitLM, "from_args", lambda *a, **k: pytest.fail("loaded a model"))
+    code = run_eval(root, model, text_lm, tmp_path / "o", "--set", f"continuation.{setting}")
+    err = capsys.readouterr().err.strip().splitlines()
+    key = setting.split("=")[0]
+    assert code == 2 and f"continuation: setting {key}=" in err[-1] and f"must be {wanted}" in err[-1], err[-1]
+    assert f"--set continuation.{key}=" in err[-1]
 
 
 def test_a_task_that_scores_nothing_exits_1_and_keeps_its_results(setup, tmp_path, capsys):

@@ -9,24 +9,26 @@ import json
 import pytest
 
 import alignslm_eval.cli as cli
+from alignslm_eval.asr.sphinx import PocketSphinxASR
+from alignslm_eval.audio import load_audio
 from alignslm_eval.cli import main
 from tests.benchmark_fixtures import make_model_dir, make_prompts
-from tests.judge_server import JudgeServer, answer, fail, hang, score
+from tests.judge_server import JudgeServer, Behaviour, answer, fail, hang, score
 
 KEY_ENV = "ALIGNSLM_TEST_JUDGE_KEY"
 SECRET = "sk-test-judge-cli-DO-NOT-LEAK"
 UNPARSABLE = "I would say it is fairly good, maybe a four."
 
-# Each prompt's reference transcript (from alignment.ctm) is one marker word, so the judge request of that prompt's
-# continuation carries the marker whatever the tiny model says: the server targets samples by prompt.
-RULES = {
-    "#normal#": score(4),
-    "#unparsable#": answer(UNPARSABLE),
-    "#busy#": fail(429, times=1, then="Fine after a rate limit. \\boxed{2}"),
-    "#down#": fail(500, times=5, then="Back up. \\boxed{5}"),
-    "#slow#": hang(3.0, times=1, then="Late but fine. \\boxed{1}"),
-}
-MARKERS = list(RULES)
+# The server targets samples by prompt: each judge request quotes its prompt's transcript between markers (the
+# template below), and the transcripts of five different utterances differ, whatever the tiny model says after them.
+TEMPLATE = "PROMPT<<{prompt}>> CONTINUATION<<{continuation}>> Rate it 1-5 as \\boxed{N}."
+BEHAVIOURS: list[Behaviour] = [
+    score(4),
+    answer(UNPARSABLE),
+    fail(429, times=1, then="Fine after a rate limit. \\boxed{2}"),
+    fail(500, times=5, then="Back up. \\boxed{5}"),
+    hang(3.0, times=1, then="Late but fine. \\boxed{1}"),
+]
 # prompt id -> (value, status, requests the server should see)
 EXPECTED = {
     "p0": (4.0, "ok", 1),
@@ -43,21 +45,27 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("judge_cli")
     model = make_model_dir(SHARED_DATA, root / "model")
-    prompts = make_prompts(SHARED_DATA, root / "data" / "prompts", count=len(MARKERS))
-    # One word per prompt, ending at 3 s: the pipeline cuts there and uses the word as the prompt's transcript.
-    (prompts / "alignment.ctm").write_text(
-        "".join(f"p{i} 1 0.50 2.50 {marker}\n" for i, marker in enumerate(MARKERS)))
-    return root, model
+    prompts = make_prompts(SHARED_DATA, root / "data" / "prompts", count=len(EXPECTED))
+    (root / "judge.txt").write_text(TEMPLATE)
+    # The prompt transcripts the pipeline will send: the first 3 s of each prompt through the same offline ASR.
+    asr = PocketSphinxASR()
+    transcripts = {f"p{i}": asr.transcribe([load_audio(prompts / f"p{i}.wav", 16000)[:48000]])[0]
+                   for i in range(len(EXPECTED))}
+    assert len(set(transcripts.values())) == len(EXPECTED) and all(transcripts.values()), transcripts
+    return root, model, transcripts
 
 
 def test_every_judge_outcome_lands_on_its_own_sample(setup, tmp_path, capsys, monkeypatch):
-    root, model = setup
+    root, model, transcripts = setup
+    markers = {pid: f"PROMPT<<{text}>>" for pid, text in transcripts.items()}
+    rules = {markers[pid]: behaviour for pid, behaviour in zip(sorted(EXPECTED), BEHAVIOURS)}
     monkeypatch.setenv(KEY_ENV, SECRET)
     # The CLI has no backoff flag; shorten the wait between retries so five 500s take milliseconds, not 31 s.
     options = cli.scorer_options
     monkeypatch.setattr(cli, "scorer_options", lambda args: {**options(args), "judge_backoff_s": 0.01})
-    with JudgeServer(RULES, default=answer("unexpected request: no marker \\boxed{3}")) as server:
+    with JudgeServer(rules, default=answer("unexpected request: no marker \\boxed{3}")) as server:
         args = ["--model", str(model), "--tasks", "gpt4o_score", "--data-root", str(root / "data"),
+                "--judge-prompt", str(root / "judge.txt"),
                 "--output-path", str(tmp_path / "runs"), "--set", "gpt4o_score.max_new_tokens=40",
                 "--judge-model", "judge-test", "--judge-base-url", server.base_url, "--judge-api-key-env", KEY_ENV,
                 "--judge-max-retries", "5", "--judge-timeout", "1", "--log-samples"]
@@ -67,13 +75,12 @@ def test_every_judge_outcome_lands_on_its_own_sample(setup, tmp_path, capsys, mo
         entry = results["tasks"]["gpt4o_score"]
         rows = {r["prompt_id"]: r for r in map(json.loads, open(entry["files"]["samples"]))}
         assert set(rows) == set(EXPECTED)
-        for pid, marker in zip(sorted(EXPECTED), MARKERS):
-            value, status, requests = EXPECTED[pid]
+        for pid, (value, status, requests) in EXPECTED.items():
             row = rows[pid]
-            assert row["prompt_text"] == marker and row["text"] is not None, pid  # "" is still judged
+            assert row["prompt_text"] == transcripts[pid] and row["text"] is not None, pid  # "" is still judged
             got = row["scores"]["gpt4o_score"]
             assert (got["value"], got["status"]) == (value, status), (pid, got)
-            assert server.count(marker) == requests, (pid, marker)
+            assert server.count(markers[pid]) == requests, (pid, markers[pid])
         assert rows["p1"]["scores"]["gpt4o_score"]["detail"]["answer"] == UNPARSABLE
         assert rows["p4"]["scores"]["gpt4o_score"]["detail"]["answer"] == "Late but fine. \\boxed{1}"
         assert server.count(None) == 0
