@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from alignslm_eval.errors import ArgumentParser, UserError, run_command
-from alignslm_eval.paths import check_directory
+from alignslm_eval.paths import check_directory, check_output_file
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
 VOCODER_FILE = "alignslm_vocoder.json"
@@ -65,7 +65,7 @@ def run_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="alignslm-eval",
         description="Score a textless speech LM on spoken benchmarks. Other commands: `alignslm-eval ls`, "
-        "`alignslm-eval zerospeech-score`.",
+        "`alignslm-eval score` (re-score a saved continuation run), `alignslm-eval zerospeech-score`.",
     )
     p.add_argument("--model", required=True,
                    help="hub id, local checkpoint dir, or 'demo' (tiny model + benchmark built offline on first use)")
@@ -84,7 +84,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", help=f"registered speech tokenizer (default: the model dir's {TOKENIZER_FILE})")
     p.add_argument("--tokenizer-args", default="", help="key=value,... for the tokenizer, e.g. path=DIR,kmeans=F")
     p.add_argument("--output-path", type=Path, default=Path("runs"), help="results go under OUTPUT/<model name>/")
-    p.add_argument("--cache-dir", type=Path, help="unit cache (default $ALIGNSLM_CACHE or ~/.cache/alignslm)")
+    p.add_argument("--cache-dir", type=Path, help="cache root for units, the demo build and judge answers (default "
+                   "$ALIGNSLM_CACHE or ~/.cache/alignslm)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -144,6 +145,7 @@ def pipeline_components(args: argparse.Namespace, model_dir: Optional[str]):
             name, kwargs = _component_spec(args.vocoder, args.vocoder_args, "--vocoder")
         else:
             name, kwargs = _spec_file(Path(model_dir) / VOCODER_FILE if model_dir else None, "--vocoder")
+            kwargs.update(_key_values(args.vocoder_args, "--vocoder-args"))
         return VOCODERS.get(name).from_args(**kwargs)
 
     def asr():
@@ -346,8 +348,9 @@ def _report_unscored_tasks(results: dict[str, Any]) -> int:
         if "pipeline" in entry and entry["result"]["metrics"][headline]["n"] == 0:
             reasons = entry.get("unscored", {}).get(headline, {})
             top = next(iter(reasons), "no sample")
+            retry = ", and a rerun retries the failed requests" if str(top).startswith("error") else ""
             print(f"alignslm-eval: {name}: no sample could be scored ({top!r} x{reasons.get(top, 0)}); the results "
-                  "file is kept, and a rerun retries what failed", file=sys.stderr)
+                  f"file is kept{retry}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
@@ -356,14 +359,14 @@ def cmd_ls(argv: Sequence[str]) -> int:
     p = ArgumentParser(prog="alignslm-eval ls", description="List registered tasks and components.")
     p.add_argument("--include-path", action="append", default=[], type=Path)
     args = p.parse_args(argv)
-    from alignslm_eval.api.registry import MODELS, SCORERS, TASK_KINDS, TOKENIZERS
+    from alignslm_eval.api.registry import ASRS, MODELS, SCORERS, TASK_KINDS, TOKENIZERS, VOCODERS
     from alignslm_eval.api.task import task_files
 
     print("tasks:")
     for name, path in task_files(tuple(args.include_path)).items():
         print(f"  {name:16s} {path}")
-    for title, registry in (("model back-ends", MODELS), ("speech tokenizers", TOKENIZERS),
-                            ("task kinds", TASK_KINDS), ("scorers", SCORERS)):
+    for title, registry in (("model back-ends", MODELS), ("speech tokenizers", TOKENIZERS), ("vocoders", VOCODERS),
+                            ("ASR", ASRS), ("task kinds", TASK_KINDS), ("scorers", SCORERS)):
         print(f"{title}: {', '.join(registry.names())}")
     return 0
 
@@ -408,7 +411,7 @@ def cmd_score(argv: Sequence[str]) -> int:
     check_pipeline_arguments(args)
     from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.continuation import ContinuationRun
-    from alignslm_eval.pipeline import score_continuations, write_samples_log
+    from alignslm_eval.pipeline import score_continuations, unscored_reasons, write_samples_log
     from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
     from alignslm_tasks.continuation import aggregate_scores
 
@@ -425,25 +428,31 @@ def cmd_score(argv: Sequence[str]) -> int:
     if unknown:
         raise UserError(f"--set {', '.join(unknown)}: not a setting of the scorers {args.scorers} (theirs: "
                         f"{', '.join(accepted) or 'none'})")
-    components = pipeline_components(args, run.identity["model"].get("local_dir"))
-    components.recorded_vocoder = None if args.vocoder else run.recorded("vocoder")
-    components.recorded_asr = None if args.asr else run.recorded("asr")
-    scorers = [s.from_options({**components.scorer_options, **settings}) for s in scorers]
-    items = run.items()
-    scores, pipeline = score_continuations(run, items, run.prompts(), scorers, components)
     created = timestamp()
     output = args.output or run.root / f"rescored_{created}.json"
+    check_output_file(output, "--output", "rescored.json")
+    components = pipeline_components(args, run.identity["model"].get("local_dir"))
+    scorers = [s.from_options({**components.scorer_options, **settings}) for s in scorers]
+    # The run's own wavs and transcripts, unless the flags name another vocoder or ASR (its arguments alone do too).
+    needs = {need for s in scorers for need in s.needs}
+    if needs & {"wav", "text"} and not (args.vocoder or args.vocoder_args):
+        components.recorded_vocoder = run.recorded("vocoder")
+    if "text" in needs and not (args.asr or args.asr_args):
+        components.recorded_asr = run.recorded("asr")
+    items = run.items()
+    scores, pipeline = score_continuations(run, items, run.prompts(), scorers, components)
     files = {"run_dir": str(run.root)}
     if args.log_samples:
         files["samples"] = str(write_samples_log(output.with_name(f"{output.stem}_samples.jsonl"), items, scores))
     doc = {"schema_version": SCHEMA_VERSION, "created": created, "command": ["alignslm-eval", "score", *argv],
            "environment": environment(), "model": run.identity["model"],
            "tasks": {"rescore": {"settings": settings, "pipeline": pipeline,
-                                 "result": aggregate_scores(scores).to_json(), "files": files}}}
+                                 "result": aggregate_scores(scores).to_json(), "unscored": unscored_reasons(scores),
+                                 "files": files}}}
     write_json(output, doc)
     print(markdown_summary(doc))
     print(f"results: {output}")
-    return 0
+    return _report_unscored_tasks(doc)
 
 
 COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd_score}

@@ -34,6 +34,7 @@ from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.errors import UserError
+from alignslm_eval.results import write_json
 from alignslm_eval.units import from_frames
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,12 @@ class ContinuationRun:
         """The description of the one vocoder (`kind="vocoder"`) or ASR (`"asr"`) whose output this run holds, or
         None when it holds none recorded; several are a UserError, since which to reuse is the user's choice."""
         pattern = {"vocoder": "wav/*/vocoder.json", "asr": "transcripts/*.json"}[kind]
-        found = {path.relative_to(self.root).as_posix(): json.loads(path.read_text())
-                 for path in sorted(self.root.glob(pattern))}
+        found = {}
+        for path in sorted(self.root.glob(pattern)):
+            try:
+                found[path.relative_to(self.root).as_posix()] = json.loads(path.read_text())
+            except ValueError as e:
+                raise UserError(f"{path}: not valid JSON ({e}); delete it and pass --{kind} to record it again")
         if len(found) > 1:
             raise UserError(f"{self.root}: holds the output of {len(found)} {kind}s ({', '.join(found)}); pass "
                             f"--{kind} to say which one to use")
@@ -202,7 +207,7 @@ class ContinuationRun:
         folder = self.root / "wav" / key_of(description)
         folder.mkdir(parents=True, exist_ok=True)
         if vocoder is not None:
-            (folder / "vocoder.json").write_text(json.dumps(description, indent=2, default=str) + "\n")
+            write_json(folder / "vocoder.json", description)
         # Frames per unit as the vocoder used them, next to the wavs they made.
         durations_log = folder / "durations.jsonl"
         durations = {row["key"]: row["durations"] for row in _read_jsonl(durations_log)}
@@ -213,8 +218,8 @@ class ContinuationRun:
                 key = _item_key(item)
                 units = np.asarray(item.units, dtype=np.int64)
                 if vocoder is None and (key not in durations or not path.is_file()):
-                    raise UserError(f"{folder}: holds no wav of {item.prompt_id} sample {item.sample}; pass --vocoder "
-                                    "to vocode what is missing")
+                    raise UserError(f"{folder}: holds no wav of {item.prompt_id} sample {item.sample} (its vocoder: "
+                                    f"{_summary(description)}); pass --vocoder to vocode what is missing")
                 if key not in durations:
                     durations[key] = [int(d) for d in vocoder.durations(units)] if len(units) else []
                     log.write(json.dumps({"key": key, "durations": durations[key]}) + "\n")
@@ -240,7 +245,7 @@ class ContinuationRun:
         path = self.root / "transcripts" / f"{key_of(description)}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         if asr is not None:
-            path.with_suffix(".json").write_text(json.dumps(description, indent=2, default=str) + "\n")
+            write_json(path.with_suffix(".json"), description)
         done = {row["key"]: row["text"] for row in _read_jsonl(path)}
         cut = {row["prompt_id"]: row["cut_s"] for row in _read_jsonl(self.root / "samples.jsonl")}
         jobs: list[tuple[str, Any]] = []
@@ -253,8 +258,8 @@ class ContinuationRun:
             if self._text_key(item) not in done:
                 jobs.append((self._text_key(item), (Path(item.wav), None)))
         if jobs and asr is None:
-            raise UserError(f"{path}: has no transcript of {len(jobs)} prompt(s) or sample(s) (e.g. {jobs[0][0]}); "
-                            "pass --asr to transcribe what is missing")
+            raise UserError(f"{path}: has no transcript of {len(jobs)} prompt(s) or sample(s) (e.g. {jobs[0][0]}; its "
+                            f"ASR: {_summary(description)}); pass --asr to transcribe what is missing")
         with open_append(path) as log:
             for start in tqdm(range(0, len(jobs), batch_size), desc="transcribing", unit="batch",
                               disable=not jobs):
@@ -321,6 +326,13 @@ def read_generated(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     if sf.info(str(path)).frames == 0:
         return np.zeros(0, dtype=np.float32)
     return load_audio(Path(path), sample_rate)
+
+
+def _summary(description: Optional[dict[str, Any]]) -> str:
+    """A recorded component in a few words, for messages: its kind and the file or model it loaded."""
+    d = description or {}
+    what = d.get("checkpoint") or d.get("path") or d.get("tokenizer") or d.get("hmm")
+    return f"{d.get('kind', '?')}" + (f" {what}" if what else "")
 
 
 def _continuation(row: dict[str, Any], sample: int, units: list[int]) -> Continuation:

@@ -98,9 +98,17 @@ def score_continuations(
     return scores, pipeline
 
 
+def unscored_reasons(scores: Mapping[str, list[Score]]) -> dict[str, dict[str, int]]:
+    """Why samples went unscored (judge errors, unparsable answers, silent audio), per metric, with counts."""
+    counts = {metric: dict(Counter(s.status for s in values if s.value is None).most_common())
+              for metric, values in scores.items()}
+    return {metric: c for metric, c in counts.items() if c}
+
+
 def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str, list[Score]]) -> Path:
     """One JSON line per sample: what the pipeline made of it (units, durations, wav, transcripts) and each score
     with its status and detail (the judge's raw answer among them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         for i, item in enumerate(items):
             row = item.to_json()
@@ -121,9 +129,6 @@ def evaluate_generation_task(
     scores, pipeline = score_continuations(run, items, prompts, scorers, components)
     pipeline["prompt_seconds"] = task.prompt_seconds
     result = task.aggregate(scores)
-    # Why samples went unscored (judge errors, unparsable answers, silent audio), per metric, for the reader.
-    unscored = {metric: dict(Counter(s.status for s in values if s.value is None).most_common())
-                for metric, values in scores.items()}
     files: dict[str, Any] = {"run_dir": str(run.root)}
     if log_samples:
         files["samples"] = str(write_samples_log(output_dir / f"samples_{name}.jsonl", items, scores))
@@ -132,7 +137,7 @@ def evaluate_generation_task(
         "pipeline": pipeline,
         "dataset": {"path": str(data_dir), "n_prompts": len(prompts), "n_samples": len(items)},
         "result": result.to_json(),
-        "unscored": {metric: counts for metric, counts in unscored.items() if counts},
+        "unscored": unscored_reasons(scores),
         "files": files,
         "wall_time_s": round(time.time() - started, 3),
     }

@@ -40,7 +40,8 @@ def _schedule(text: str) -> list[list[float]]:
 def parser() -> argparse.ArgumentParser:
     from alignslm_eval.cli import add_pipeline_arguments
 
-    p = ArgumentParser(prog="alignslm-train", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="alignslm-train", description=__doc__.splitlines()[0] + " Also: `alignslm-train merge` "
+                       "writes a checkpoint with a trained adapter merged in.")
     p.add_argument("--model", required=True, help="base unit LM: hub id or local dir (or 'demo')")
     p.add_argument("--prompts", type=Path, required=True, help="folder of prompt utterances (wav/flac)")
     p.add_argument("--output-dir", type=Path, required=True)
@@ -49,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--round", type=int, help="the round --stage applies to (default: every round)")
     p.add_argument("--tokenizer", help="speech tokenizer (default: the model dir's alignslm_tokenizer.json)")
     p.add_argument("--tokenizer-args", default="")
-    p.add_argument("--cache-dir", type=Path)
+    p.add_argument("--cache-dir", type=Path, help="cache root for units, the demo build and judge answers")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("sampling and pairs")
@@ -161,7 +162,8 @@ def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
 
 def _result_settings(args: argparse.Namespace, dpo) -> dict[str, dict[str, Any]]:
     """config.json's sections from the flags, with local paths made absolute so the same run compares equal."""
-    values = {**vars(args), "schedule": _schedule(args.schedule)}
+    # The default ASR by name, so a later --asr for the same rounds is refused like any other change.
+    values = {**vars(args), "schedule": _schedule(args.schedule), "asr": args.asr or "pocketsphinx"}
     for key in ("model", "prompts", "text_lm", "judge_prompt"):
         if values[key] is not None and Path(values[key]).exists():
             values[key] = Path(values[key]).resolve()

@@ -55,9 +55,10 @@ class ContinuationTask(GenerationTask):
             return None
         try:
             number = kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = None
-        if number is None or isinstance(value, bool) or (kind is int and number != float(value)):
+        if (number is None or isinstance(value, bool) or not math.isfinite(number)
+                or (kind is int and number != float(value))):
             raise self._setting_error(key, f"{'an integer' if kind is int else 'a number'}"
                                            f"{', or none' if optional else ''}")
         return number

@@ -7,7 +7,8 @@ for a request is scripted by a rule table: the first rule whose marker occurs in
 headers it saw, and can add a fixed latency to every request.
 
 It is bounded: a hang waits at most `hang_s` (and ends at shutdown), idle keep-alive connections close after a few
-seconds, and the server shuts itself down after `max_lifetime_s` even if a test forgets to.
+seconds, and the server shuts itself down after `max_lifetime_s` (30 min: longer than any test using it, even on
+a loaded machine) even if a test forgets to.
 
     with JudgeServer({"#unparsable#": answer("no idea"), "#busy#": fail(429, times=1)}) as server:
         client = OpenAI(base_url=server.base_url, api_key="x")
@@ -74,7 +75,7 @@ class JudgeServer:
     """A threaded HTTP server speaking the OpenAI chat-completions protocol; see the module docstring."""
 
     def __init__(self, rules: Optional[Mapping[str, Behaviour]] = None, default: Behaviour = score(3),
-                 latency_s: float = 0.0, max_lifetime_s: float = 300.0):
+                 latency_s: float = 0.0, max_lifetime_s: float = 1800.0):
         self.rules: dict[str, Behaviour] = dict(rules or {})
         self.default = default
         self.latency_s = latency_s

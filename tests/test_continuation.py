@@ -136,7 +136,10 @@ def test_rescoring_reuses_the_runs_own_wavs_and_transcripts_without_loading_thei
     run_dir = entry["pipeline"]["run_dir"]
     monkeypatch.setattr(PocketSphinxASR, "__init__", lambda *a, **k: pytest.fail("loaded the ASR"))
     monkeypatch.setattr(GriffinLimVocoder, "from_args", lambda *a, **k: pytest.fail("loaded the vocoder"))
-    out = tmp_path / "r.json"
+    import shutil
+
+    shutil.rmtree(Path(run_dir) / "scores")  # so GenPPL is computed again, from the reused transcripts
+    out = tmp_path / "new" / "r.json"  # a folder that does not exist yet
     code = main(["score", run_dir, "--scorers", "genppl,auto_bleu", "--text-lm", str(text_lm), "--output", str(out),
                  "--log-samples", "--set", "auto_bleu_n=3"])
     assert code == 0, capsys.readouterr().err
@@ -152,9 +155,17 @@ def test_rescoring_reuses_the_runs_own_wavs_and_transcripts_without_loading_thei
         [(r["prompt_text"], r["text"], r["wav"]) for r in original]
     assert all(set(r["scores"]) == {"genppl", "auto_bleu"} for r in samples)
 
-    code = main(["score", run_dir, "--scorers", "auto_bleu", "--set", "auto_blue_n=3"])
+    for setting, message in (("auto_blue_n=3", "--set auto_blue_n: not a setting of the scorers auto_bleu (theirs: "
+                                                "auto_bleu_n"),
+                             ("auto_bleu_n=three", "setting auto_bleu_n='three': must be an integer"),
+                             ("auto_bleu_n=0", "setting auto_bleu_n=0: must be an integer")):
+        code = main(["score", run_dir, "--scorers", "auto_bleu", "--set", setting])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and message in err[-1], err[-1]
+    code = main(["score", run_dir, "--scorers", "genppl", "--text-lm", str(text_lm), "--set",
+                 "genppl_include_prompt=maybe"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "--set auto_blue_n: not a setting of the scorers auto_bleu (theirs: auto_bleu_n" in err[-1]
+    assert code == 2 and "setting genppl_include_prompt='maybe': must be true or false" in err[-1]
 
 
 def test_another_vocoder_gets_its_own_transcripts_and_then_a_choice_is_needed(setup, tmp_path, capsys, monkeypatch):
@@ -191,6 +202,12 @@ def test_another_vocoder_gets_its_own_transcripts_and_then_a_choice_is_needed(se
     code = main(["score", str(run_dir), "--scorers", "auto_bleu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "holds the output of 2 vocoders" in err[-1] and "pass --vocoder" in err[-1]
+    # A record cut short by a kill is named, not a traceback.
+    record = next(run_dir.glob("wav/*/vocoder.json"))
+    record.write_text('{"kind": "griffin')
+    code = main(["score", str(run_dir), "--scorers", "auto_bleu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and f"{record}: not valid JSON" in err[-1] and "pass --vocoder" in err[-1]
 
 
 def test_continuations_are_reproducible_and_independent_of_other_prompts(setup):
@@ -246,7 +263,7 @@ def test_a_unit_lm_given_as_text_lm_is_named_with_what_to_give(setup, tmp_path, 
     root, model, _ = setup  # the unit LM has no text tokenizer
     code = run_eval(root, model, model, tmp_path / "o")
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and f"--text-lm {model}: not a loadable causal LM with its tokenizer" in err[-1]
+    assert code == 2 and f"--text-lm {model}: has no loadable text tokenizer" in err[-1]
     assert err[-1].endswith("(a unit LM has none)")
 
 
@@ -256,6 +273,8 @@ def test_a_unit_lm_given_as_text_lm_is_named_with_what_to_give(setup, tmp_path, 
     ("top_k=-1", "0 or more, or none"),
     ("samples=0", "at least 1"),
     ("samples=2.5", "an integer"),
+    ("samples=.inf", "an integer"),
+    ("temperature=.inf", "a number"),
     ("max_new_tokens=many", "an integer"),
     ("repetition_penalty=[1]", "a number"),
     ("prompt_seconds=0", "greater than 0"),
@@ -280,10 +299,18 @@ def test_a_task_that_scores_nothing_exits_1_and_keeps_its_results(setup, tmp_pat
                 "--output-path", str(tmp_path / "runs"), "--set", "gpt4o_score.max_new_tokens=40",
                 "--judge-model", "judge-test", "--judge-base-url", server.base_url, "--judge-max-retries", "0"]
         assert main(args) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert "gpt4o_score: no sample could be scored" in err[-1]
-    entry = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())["tasks"]["gpt4o_score"]
-    assert entry["result"]["metrics"]["gpt4o_score"]["n"] == 0 and sum(entry["unscored"]["gpt4o_score"].values()) == 3
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "gpt4o_score: no sample could be scored" in err[-1] and "a rerun retries the failed requests" in err[-1]
+        entry = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+        entry = entry["tasks"]["gpt4o_score"]
+        assert entry["result"]["metrics"]["gpt4o_score"]["n"] == 0
+        assert sum(entry["unscored"]["gpt4o_score"].values()) == 3
+        # Re-scoring that scores nothing says so the same way, and records why.
+        out = tmp_path / "r.json"
+        assert main(["score", entry["pipeline"]["run_dir"], "--scorers", "judge_gpt4o", "--judge-model", "judge-test",
+                     "--judge-base-url", server.base_url, "--judge-max-retries", "0", "--output", str(out)]) == 1
+    assert "rescore: no sample could be scored" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert sum(json.loads(out.read_text())["tasks"]["rescore"]["unscored"]["gpt4o_score"].values()) == 3
 
 
 def test_a_bad_vocoder_fails_before_sampling(setup, tmp_path, capsys, monkeypatch):

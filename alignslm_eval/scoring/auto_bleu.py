@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.errors import UserError
 
 
 def auto_bleu(text: str, n: int = 2) -> Optional[float]:
@@ -40,7 +41,10 @@ class AutoBLEU(ContinuationScorer):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "AutoBLEU":
-        return cls(n=int(options.get("auto_bleu_n", 2)))
+        n = options.get("auto_bleu_n", 2)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise UserError(f"setting auto_bleu_n={n!r}: must be an integer n-gram order of at least 1, e.g. 2")
+        return cls(n=n)
 
     def score(self, items: Sequence[Continuation]) -> list[Score]:
         out = []

@@ -37,11 +37,16 @@ class GenPPL(ContinuationScorer):
         checkpoint, self.provenance = resolve_checkpoint(text_lm, revision, flag="--text-lm")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        except (OSError, ValueError, TypeError):
+            # transformers' reason here is a multi-line list of the files it looked for; the remedy says it better.
+            raise UserError(f"--text-lm {text_lm}: has no loadable text tokenizer (tokenizer.json, tokenizer.model or "
+                            "vocab files); give a transformers text LM with its tokenizer, e.g. Llama-3.2-1B (a unit "
+                            "LM has none)")
+        try:
             self.model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
         except (OSError, ValueError) as e:
-            reason = str(e).splitlines()[0].rstrip(" :")[:200]
-            raise UserError(f"--text-lm {text_lm}: not a loadable causal LM with its tokenizer ({reason}); give a "
-                            "transformers text LM with its tokenizer files, e.g. Llama-3.2-1B (a unit LM has none)")
+            raise UserError(f"--text-lm {text_lm}: not a loadable causal LM ({' '.join(str(e).split())[:200]}); give "
+                            "a transformers causal LM directory or cached hub id")
         self.device = device
         self.include_prompt = include_prompt
         self.provenance["weights_fingerprint"] = weights_fingerprint(checkpoint)
@@ -50,11 +55,14 @@ class GenPPL(ContinuationScorer):
     def from_options(cls, options: Mapping[str, Any]) -> "GenPPL":
         if not options.get("text_lm"):
             raise UserError("the genppl scorer needs a text LM: pass --text-lm <hub id or dir> (e.g. Llama-3.2-1B)")
-        return cls(options["text_lm"], include_prompt=bool(options.get("genppl_include_prompt", False)),
-                   device=options.get("device", "cpu"))
+        include_prompt = options.get("genppl_include_prompt", False)
+        if not isinstance(include_prompt, bool):
+            raise UserError(f"setting genppl_include_prompt={include_prompt!r}: must be true or false")
+        return cls(options["text_lm"], include_prompt=include_prompt, device=options.get("device", "cpu"))
 
-    def _split(self, context: str, text: str) -> tuple[list[int], list[int]]:
-        """(context ids with BOS, continuation ids) of `context + " " + text`; see the module docstring."""
+    def _split(self, context: str, text: str) -> tuple[list[int], list[int], int]:
+        """(context ids with BOS, continuation ids, how many of the prompt's own tokens the tokenizer merged across
+        the boundary, so they are scored with the continuation) of `context + " " + text`; see the module docstring."""
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         joined = self.tokenizer(f"{context} {text}" if context else text, add_special_tokens=False)["input_ids"]
         own = self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
@@ -64,18 +72,19 @@ class GenPPL(ContinuationScorer):
         ctx, target = bos + joined[:n], joined[n:]
         if not ctx:
             ctx, target = target[:1], target[1:]  # no BOS: the first token is context only
-        return ctx, target
+        return ctx, target, len(own) - n
 
     @torch.inference_mode()
-    def _perplexity(self, context: str, text: str) -> tuple[Optional[float], int]:
+    def _perplexity(self, context: str, text: str) -> tuple[Optional[float], dict[str, int]]:
         """Perplexity of `text`'s tokens given `context`, and how many tokens it is over."""
-        ctx, target = self._split(context, text)
+        ctx, target, merged = self._split(context, text)
+        detail = {"tokens": len(target), **({"prompt_tokens_merged": merged} if merged else {})}
         if not target:
-            return None, 0
+            return None, detail
         ids = torch.tensor([ctx + target], device=self.device)
         logits = self.model(input_ids=ids).logits[0, :-1].float()
         logp = logits.gather(-1, ids[0, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-        return math.exp(-float(logp[len(ctx) - 1 :].mean())), len(target)
+        return math.exp(-float(logp[len(ctx) - 1 :].mean())), detail
 
     def score(self, items: Sequence[Continuation]) -> list[Score]:
         out = []
@@ -85,10 +94,10 @@ class GenPPL(ContinuationScorer):
                 continue
             prompt = (item.prompt_text or "").strip()
             if self.include_prompt:
-                value, n = self._perplexity("", f"{prompt} {item.text}".strip())
+                value, detail = self._perplexity("", f"{prompt} {item.text}".strip())
             else:
-                value, n = self._perplexity(prompt, item.text.strip())
-            out.append(Score(value, "ok", {"tokens": n}) if value is not None else Score(None, "no scorable token"))
+                value, detail = self._perplexity(prompt, item.text.strip())
+            out.append(Score(value, "ok", detail) if value is not None else Score(None, "no scorable token"))
         return out
 
     def describe(self) -> dict[str, Any]:

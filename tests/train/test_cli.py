@@ -111,3 +111,14 @@ def test_a_missing_judge_key_fails_before_sampling(tmp_path, capsys, monkeypatch
     code, last = run(capsys, "--model", str(model), "--prompts", str(tmp_path / "prompts"), "--output-dir",
                      str(tmp_path / "out"), "--judge-model", "m", "--judge-api-key-env", "ALIGNSLM_UNSET_KEY")
     assert code == 2 and "ALIGNSLM_UNSET_KEY" in last
+
+
+def test_a_default_asr_round_refuses_another_asr_later(base, tmp_path, no_work, capsys):
+    from alignslm_train.cli import _record, _result_settings, parser
+    from alignslm_train.dpo import DPOSettings
+
+    # config.json as a finished round run with the default ASR leaves it.
+    (tmp_path / "out").mkdir()
+    _record(tmp_path / "out", _result_settings(parser().parse_args(base), DPOSettings()), ["alignslm-train"])
+    code, err = run(capsys, *base, "--stage", "score", "--round", "1", "--asr", "whisper:/x")
+    assert code == 2 and "made with other settings (asr 'pocketsphinx' -> 'whisper:/x')" in err
