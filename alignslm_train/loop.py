@@ -141,21 +141,11 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
     report = {"round": k, "rule": config.pair_rule, "rule_args": rule_args, "max_auto_bleu": config.max_auto_bleu,
               "prompts": len(candidates), "pairs": len(pairs), "no_pair": dict(reasons)}
     (out / "pairs_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot_scores(rows, out)
+    if rows:
+        from alignslm_eval.leaderboard.plots import read_scores, save_figure, scores_figure
+
+        save_figure(scores_figure(read_scores(scores_file)), out / "score_hist")
     return pairs
-
-
-def _plot_scores(rows: list[dict[str, Any]], out: Path) -> None:
-    from alignslm_eval.leaderboard.plots import save_figure, scores_figure
-
-    flat = [{"prompt_id": r["prompt_id"], "sample": r["sample"], "score": v, "scorer": m}
-            for r in rows for m, v in r["scores"].items() if v is not None]
-    if flat:
-        with open(out / "scores_flat.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(x) + "\n" for x in flat)
-        from alignslm_eval.leaderboard.plots import read_scores
-
-        save_figure(scores_figure(read_scores(out / "scores_flat.jsonl")), out / "score_hist")
 
 
 def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, callbacks=None) -> Path:

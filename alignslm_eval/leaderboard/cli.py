@@ -125,7 +125,8 @@ def cmd_table(argv: Sequence[str]) -> int:
 
 def cmd_plot(argv: Sequence[str], kind: str) -> int:
     what = {"plot-training": "mid-training evaluations (eval_log.jsonl: step, task, metric, value, stderr)",
-            "plot-scores": "preference scores (scores.jsonl: prompt_id, sample, score, scorer)"}[kind]
+            "plot-scores": "preference scores (a round's scores.jsonl from alignslm-train, or lines of prompt_id, "
+                           "sample, score, scorer)"}[kind]
     p = ArgumentParser(prog=f"{PROG} {kind}", description=f"Plot {what} as PNG and SVG.")
     p.add_argument("input", type=Path, help="the JSONL file the trainer wrote")
     p.add_argument("--output", type=Path, required=True, metavar="PREFIX", help="writes PREFIX.png and PREFIX.svg")

@@ -260,6 +260,14 @@ def format_size(n: Any) -> str:
 
 
 def adapter_name(adapter: Any) -> str:
+    """A short label for `model.adapter`: a name, or for alignslm-eval's adapter chain (a list of {path, ...}) the
+    last adapter's folder with its parent (trainer rounds are round-K/adapter) and the chain's length."""
+    if isinstance(adapter, list):
+        if not adapter:
+            return ""
+        last = adapter[-1].get("path", "") if isinstance(adapter[-1], dict) else str(adapter[-1])
+        label = "/".join(Path(last).parts[-2:])
+        return f"{label} (chain of {len(adapter)})" if len(adapter) > 1 else label
     if isinstance(adapter, dict):
         adapter = adapter.get("name") or adapter.get("type") or adapter.get("path") or ""
     text = str(adapter or "")

@@ -4,7 +4,7 @@
 - `training_figure`: metric vs training step, from mid-training evaluations (`eval_log.jsonl`).
 - `scores_figure`: preference-score distributions (`scores.jsonl`).
 
-The two JSONL inputs are written by the training add-on (alignslm has no trainer yet; it will write them as below).
+The two JSONL inputs are what `alignslm-train` writes; other trainers can write them as below.
 
 `eval_log.jsonl`, one mid-training evaluation per line:
     {"step": 1200, "task": "sblimp", "metric": "accuracy", "value": 0.571, "stderr": 0.012, "run": "dpo-round1"}
@@ -12,11 +12,14 @@ The two JSONL inputs are written by the training add-on (alignslm has no trainer
   in [0, 1] and are plotted in %). stderr: number or null, optional. run: optional label to overlay several runs.
   A (run, task, metric, step) logged twice keeps its last line, since a resumed trainer re-logs the step.
 
-`scores.jsonl`, one scored sampled continuation per line:
+`scores.jsonl`, one scored sampled continuation per line, either one score per line:
     {"prompt_id": "1272-128104-0000", "sample": 3, "score": 4.0, "scorer": "mistral-judge"}
+  or, as `alignslm-train` writes a round's scores, every scorer's score of the sample at once (null: unscored):
+    {"prompt_id": "1272-128104-0000", "sample": 3, "scores": {"semantic_rating": 4.0, "auto_bleu": null}, ...}
   prompt_id: string. sample: integer index of the continuation for that prompt. score: number. scorer: string
-  (an LLM judge, perplexity, auto-BLEU...). Each scorer gets a histogram of its scores and one of the per-prompt
-  spread between the best and worst sample, the margin a chosen/rejected preference pair can have.
+  (an LLM judge, perplexity, auto-BLEU...). Each scorer gets a histogram of its scores (its title counting the
+  unscored samples left out) and one of the per-prompt spread between the best and worst sample, the margin a
+  chosen/rejected preference pair can have.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class EvalPoint:
 class Score:
     prompt_id: str
     sample: int
-    score: float
+    #: None: the scorer could not score this sample (an unparsable judge answer, an empty transcript)
+    score: Optional[float]
     scorer: str
 
 
@@ -107,18 +111,20 @@ def read_scores(path: Path) -> list[Score]:
     scores: dict[tuple[str, int, str], int] = {}
     out = []
     for n, obj in _lines(path):
-        score = Score(
-            prompt_id=str(_get(path, n, obj, "prompt_id", "str")),
-            sample=_get(path, n, obj, "sample", "int"),
-            score=float(_get(path, n, obj, "score", "number")),
-            scorer=_get(path, n, obj, "scorer", "str"),
-        )
-        key = (score.prompt_id, score.sample, score.scorer)
-        if key in scores:
-            raise UserError(f"{path}: line {n}: prompt {score.prompt_id!r} sample {score.sample} scored by "
-                            f"{score.scorer!r} again (first on line {scores[key]}); write each score once")
-        scores[key] = n
-        out.append(score)
+        prompt_id, sample = str(_get(path, n, obj, "prompt_id", "str")), _get(path, n, obj, "sample", "int")
+        if isinstance(obj.get("scores"), dict):  # alignslm-train's round scores: every scorer on one line
+            line = [Score(prompt_id, sample, None if v is None else float(_get(path, n, obj["scores"], m, "number")),
+                          m) for m, v in obj["scores"].items()]
+        else:
+            line = [Score(prompt_id, sample, float(_get(path, n, obj, "score", "number")),
+                          _get(path, n, obj, "scorer", "str"))]
+        for score in line:
+            key = (score.prompt_id, score.sample, score.scorer)
+            if key in scores:
+                raise UserError(f"{path}: line {n}: prompt {score.prompt_id!r} sample {score.sample} scored by "
+                                f"{score.scorer!r} again (first on line {scores[key]}); write each score once")
+            scores[key] = n
+            out.append(score)
     if not out:
         raise UserError(f"{path}: no scores; expected lines like {{\"prompt_id\", \"sample\", \"score\", \"scorer\"}}")
     return out
@@ -169,6 +175,11 @@ def training_figure(points: Sequence[EvalPoint]):
     return fig
 
 
+def _bins(values: Sequence[float], bins: int) -> int:
+    """`bins`, or one bin for values equal up to rounding (matplotlib cannot split a range of 1e-17 in 20)."""
+    return bins if max(values) - min(values) > 1e-9 * max(1.0, abs(max(values))) else 1
+
+
 def scores_figure(scores: Sequence[Score], bins: int = 20):
     """Per scorer: the histogram of all scores, and of each prompt's best-minus-worst sample score."""
     if not scores:
@@ -177,21 +188,24 @@ def scores_figure(scores: Sequence[Score], bins: int = 20):
     fig = _figure(9.0, 3.0 * len(scorers))
     axes = fig.subplots(len(scorers), 2, squeeze=False)
     for (left, right), scorer in zip(axes, scorers):
-        mine = [s for s in scores if s.scorer == scorer]
-        values = [s.score for s in mine]
+        unscored = sum(1 for s in scores if s.scorer == scorer and s.score is None)
+        mine = [(s.prompt_id, s.score) for s in scores if s.scorer == scorer and s.score is not None]
+        values = [value for _, value in mine]
         by_prompt: dict[str, list[float]] = {}
-        for s in mine:
-            by_prompt.setdefault(s.prompt_id, []).append(s.score)
-        left.hist(values, bins=bins, color=COLORS["run"])
-        mean = sum(values) / len(values)
-        left.axvline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.3g}")
-        left.set_title(f"{scorer}: {len(values)} scores, {len(by_prompt)} prompts")
+        for prompt_id, value in mine:
+            by_prompt.setdefault(prompt_id, []).append(value)
+        left.set_title(f"{scorer}: {len(values)} scores" + (f" ({unscored} unscored)" if unscored else "")
+                       + f", {len(by_prompt)} prompts")
+        if values:
+            left.hist(values, bins=_bins(values, bins), color=COLORS["run"])
+            mean = sum(values) / len(values)
+            left.axvline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.3g}")
+            left.legend(fontsize="small")
         left.set_xlabel("score")
         left.set_ylabel("samples")
-        left.legend(fontsize="small")
         spreads = [max(v) - min(v) for v in by_prompt.values() if len(v) > 1]
         if spreads:
-            right.hist(spreads, bins=bins, color=COLORS["best"])
+            right.hist(spreads, bins=_bins(spreads, bins), color=COLORS["best"])
         else:
             right.text(0.5, 0.5, "no prompt has two samples", ha="center", va="center", transform=right.transAxes)
         right.set_title(f"{scorer}: best - worst sample per prompt")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from alignslm_eval.errors import UserError
-from alignslm_eval.leaderboard.collect import Column, collect, format_size, load_results, model_name
+from alignslm_eval.leaderboard.collect import (Column, adapter_name, collect, format_size, load_results,
+                                               model_name)
 from tests.leaderboard.factory import results_doc, task_entry, write
 
 SBLIMP = Column("sblimp", "accuracy")
@@ -145,3 +146,12 @@ def test_only_results_files_are_read_and_missing_paths_fail(tmp_path):
         collect([given])
     with pytest.raises(UserError, match="no such file or directory"):
         collect([tmp_path / "nope"])
+
+
+def test_adapter_chain_label():
+    chain = [{"path": "/runs/align/round-1/adapter", "weights_fingerprint": "a"},
+             {"path": "/runs/align/round-2/adapter", "weights_fingerprint": "b"}]
+    assert adapter_name(chain) == "round-2/adapter (chain of 2)"
+    assert adapter_name(chain[:1]) == "round-1/adapter"
+    assert adapter_name([]) == "" and adapter_name(None) == ""
+    assert adapter_name({"name": "lora-r32"}) == "lora-r32"

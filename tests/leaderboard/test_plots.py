@@ -120,3 +120,17 @@ def test_bad_scores(tmp_path):
         read_scores(write_jsonl(tmp_path / "s.jsonl", [dup, dup]))
     with pytest.raises(UserError, match="no scores"):
         read_scores(write_jsonl(tmp_path / "empty.jsonl", []))
+
+
+def test_the_trainers_round_scores_plot_as_they_are(tmp_path):
+    rows = [{"run": "r", "prompt_id": f"p{i // 2}", "sample": i % 2, "text": "x", "prompt_text": "y", "units": [1],
+             "scores": {"semantic_rating": None if i == 3 else float(1 + i % 5), "auto_bleu": 0.1 * i},
+             "status": {"semantic_rating": "unparsable" if i == 3 else "ok", "auto_bleu": "ok"}} for i in range(6)]
+    scores = read_scores(write_jsonl(tmp_path / "scores.jsonl", rows))
+    assert len(scores) == 12 and [s.score for s in scores if s.scorer == "semantic_rating"].count(None) == 1
+    fig = scores_figure(scores)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "semantic_rating: 5 scores (1 unscored), 3 prompts" in titles and "auto_bleu: 6 scores, 3 prompts" in titles
+    rows[0]["scores"]["auto_bleu"] = "high"
+    with pytest.raises(UserError, match="line 1: field 'auto_bleu' must be a finite number"):
+        read_scores(write_jsonl(tmp_path / "bad.jsonl", rows))
