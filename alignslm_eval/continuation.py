@@ -148,6 +148,14 @@ class ContinuationRun:
                             f"--{kind} to say which one to use")
         return next(iter(found.values()), None)
 
+    def dataset_sha256(self, prompts: Sequence[Prompt]) -> str:
+        """sha256 over each sampled prompt's id, audio hash and cut point (a CTM's effect included), in id order."""
+        rows = {r["prompt_id"]: r for r in _read_jsonl(self.root / "samples.jsonl")}
+        h = hashlib.sha256()
+        for pid in sorted(p.id for p in prompts):
+            h.update(f"{pid}\t{rows[pid]['audio_sha256']}\t{rows[pid]['requested_cut_s']}\n".encode())
+        return h.hexdigest()
+
     def prompts(self) -> list[Prompt]:
         """The sampled prompts, as recorded."""
         return [Prompt(r["prompt_id"], Path(r["audio"]), r["reference"], r["cut_s"])

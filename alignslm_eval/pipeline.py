@@ -135,7 +135,8 @@ def evaluate_generation_task(
     return {
         "protocol": task.spec.to_json(),
         "pipeline": pipeline,
-        "dataset": {"path": str(data_dir), "n_prompts": len(prompts), "n_samples": len(items)},
+        "dataset": {"path": str(data_dir), "sha256": run.dataset_sha256(prompts), "n_prompts": len(prompts),
+                    "n_samples": len(items)},
         "result": result.to_json(),
         "unscored": unscored_reasons(scores),
         "files": files,

@@ -46,8 +46,15 @@ def test_pipeline_writes_scores_and_samples(setup, tmp_path, capsys):
     assert cont["pipeline"]["scorers"]["genppl"]["direction"] == "lower"
     assert cont["pipeline"]["sampling"]["max_new_tokens"] == 40
     quality = results["tasks"]["signal_quality"]
-    # The two tasks sample with the same settings, so they share one run of continuations.
+    # The two tasks sample with the same settings, so they share one run of continuations, and one prompt set.
     assert quality["pipeline"]["run_dir"] == cont["pipeline"]["run_dir"]
+    assert len(cont["dataset"]["sha256"]) == 64 and quality["dataset"]["sha256"] == cont["dataset"]["sha256"]
+    # The hash follows the prompts' audio: another prompt set, another hash.
+    from alignslm_eval.continuation import ContinuationRun, find_prompts
+
+    run = ContinuationRun(Path(cont["pipeline"]["run_dir"]))
+    prompts = find_prompts(root / "data" / "prompts", 3.0)
+    assert run.dataset_sha256(prompts) == cont["dataset"]["sha256"] != run.dataset_sha256(prompts[:-1])
     rows = [json.loads(l) for l in open(cont["files"]["samples"])]
     assert len(rows) == 3
     for row in rows:
