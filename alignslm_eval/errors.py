@@ -24,6 +24,12 @@ def run_command(prog: str, body: Callable[[], int], interrupted: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`alignslm-eval ls | head`): stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -195,7 +195,14 @@ def load_adapter_chain(lm: torch.nn.Module, adapter_dir: Path) -> tuple[torch.nn
     for path in [*(adapter_dir / p for p in earlier), adapter_dir]:
         if not (path / "adapter_config.json").is_file():
             raise UserError(f"{chain_file}: adapter {path} listed but missing; keep the curriculum's round dirs together")
-        lm = PeftModel.from_pretrained(lm, str(path)).merge_and_unload()
+        try:
+            lm = PeftModel.from_pretrained(lm, str(path)).merge_and_unload()
+        except RuntimeError as e:  # weights that do not fit this model: trained on another base
+            base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            reason = next((line for line in lines if line.startswith("size mismatch")), _first_line(e))
+            raise UserError(f"--adapter {path}: does not fit this --model ({reason[:160]}); it was trained on "
+                            f"{base or 'another base model'}, pass that as --model")
         applied.append({"path": str(path.resolve()), "weights_fingerprint": weights_fingerprint(path)})
     return lm, applied
 

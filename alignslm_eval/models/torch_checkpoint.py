@@ -44,9 +44,14 @@ def _stand_in(global_name: str) -> type:
 def _reason(error: Exception) -> str:
     """What torch refused, without its opening advice to load unsafely."""
     if isinstance(error, pickle.UnpicklingError):
+        # torch wraps its reason in advice (load unsafely, allow-list the class, file an issue): keep the reason only.
+        advice = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        said = next((line for line in lines[1:] if not line.startswith("Check the documentation")), lines[0] if lines else "")
-        return f"{said[:160]} The file pickles code, which is never run: give the published weights file"
+        said = next((line for line in lines if not line.startswith(advice)), "")
+        said = said.replace("WeightsUnpickler error:", "").split(". Please use")[0].strip().rstrip(".")
+        if "GLOBAL" in said:
+            return f"{said[:160]}. The file pickles code, which is never run: give the published weights file"
+        return f"{said[:160] or 'not a torch pickle'}; is it a file written by torch.save?"
     first = (str(error).splitlines() or [""])[0]
     return f"{type(error).__name__}: {first[:160]}"
 

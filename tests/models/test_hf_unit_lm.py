@@ -135,3 +135,20 @@ def test_bfloat16_scores_close_to_float32(checkpoints):
     bf16 = bf16_lm.loglikelihood(seqs, LikelihoodProtocol())
     for a, b in zip(fp32, bf16):
         assert a.n_tokens == b.n_tokens and b.sum == pytest.approx(a.sum, rel=0.05)
+
+
+def test_an_adapter_of_another_base_model_is_named_with_its_base(checkpoints, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=504, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=4)).save_pretrained(tmp_path / "other")
+    other = LlamaForCausalLM.from_pretrained(tmp_path / "other")  # peft records this path as the adapter's base
+    get_peft_model(other, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
+    with pytest.raises(UserError) as e:
+        HFUnitLM.from_args(str(checkpoints["twist_llama"]), adapter=str(tmp_path / "adapter"))
+    message = str(e.value)
+    assert message.startswith(f"--adapter {tmp_path / 'adapter'}: does not fit this --model (size mismatch for ")
+    assert message.endswith(f"it was trained on {tmp_path / 'other'}, pass that as --model") and "\n" not in message

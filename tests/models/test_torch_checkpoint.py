@@ -59,3 +59,15 @@ def test_unreadable_paths_are_one_line_errors(tmp_path, kind):
     with pytest.raises(UserError) as e:
         load_checkpoint(path, "--opt")
     assert str(e.value).startswith(f"--opt {path}:") and "\n" not in str(e.value)
+
+
+def test_a_file_that_is_no_torch_pickle_is_named_as_such(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "km500.npy", np.zeros((3, 2), dtype=np.float32))
+    with pytest.raises(UserError) as e:
+        load_checkpoint(tmp_path / "km500.npy", "--mos-checkpoint")
+    message = str(e.value)
+    assert message.startswith(f"--mos-checkpoint {tmp_path / 'km500.npy'}: not a readable torch checkpoint (")
+    assert message.endswith("is it a file written by torch.save?)") and "pickles code" not in message
+    assert "file an issue" not in message and "\n" not in message
