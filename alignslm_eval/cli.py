@@ -295,6 +295,11 @@ def cmd_run(argv: Sequence[str]) -> int:
                         "drop the --set")
     model, data_root, cache_dir = args.model, args.data_root, args.cache_dir or default_cache_dir()
     if args.model == DEMO_NAME:
+        # Task files and --set values are checked before the demo is built (a first build takes a minute or more).
+        from alignslm_eval.api.registry import TASK_KINDS
+
+        for spec in load_specs(requested, tuple(args.include_path), overrides):
+            TASK_KINDS.get(spec.kind)(spec)
         from alignslm_eval.demo import ensure_demo
 
         demo = ensure_demo(cache_dir)

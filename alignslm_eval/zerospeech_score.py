@@ -56,7 +56,13 @@ def score_submission(submission_file: Path, gold_dir: Path, kind: str) -> TaskRe
     if kind not in FORMATS:
         raise UserError(f"kind must be one of {sorted(FORMATS)}, not {kind!r}")
     fmt = FORMATS[kind]
-    data = load_split(Path(gold_dir), fmt, check_audio=False)
+    gold_dir = Path(gold_dir)
+    if gold_dir.name == "gold.csv" and gold_dir.is_file():
+        raise UserError(f"--gold {gold_dir}: give the folder holding gold.csv, i.e. --gold {gold_dir.parent}")
+    if not gold_dir.is_dir():
+        raise UserError(f"--gold {gold_dir}: folder not found; give the ZeroSpeech 2021 {fmt.name} split folder that "
+                        "holds gold.csv (e.g. DATA/lexical/dev)")
+    data = load_split(gold_dir, fmt, check_audio=False)
     scores = read_submission(submission_file)
     gold_csv = data.metadata_files[0]
     missing = sorted(k for k in data.items if k not in scores)

@@ -25,7 +25,8 @@ class ContinuationTask(GenerationTask):
         super().__init__(spec)
         names = spec.settings.get("scorers")
         if not isinstance(names, list) or not names:
-            raise UserError(f"{spec.source}: settings.scorers must be a non-empty list of scorer names")
+            raise UserError(f"{spec.name}: setting scorers={names!r} must be a non-empty list of scorer names, e.g. "
+                            f"[genppl, auto_bleu]; fix it in {spec.source} or with --set {spec.name}.scorers=[...]")
         self._scorers = [str(n) for n in names]
         scorer_keys = {key for name in self._scorers for key in getattr(SCORERS.get(name), "task_settings", ())}
         check_settings(spec, (*SETTINGS, *sorted(scorer_keys)))

@@ -261,3 +261,18 @@ def test_changing_the_reduction_reuses_the_scored_items(setup, tmp_path, capsys,
     assert run([*args, "--set", "sstorycloze.reduction=sum"], capsys)[0] == 0
     newest = sorted((tmp_path / "o").glob("*/results_*.json"))[-1]
     assert json.loads(newest.read_text())["tasks"]["sstorycloze"]["protocol"]["reduction"] == "sum"
+
+
+@pytest.mark.parametrize("task, setting, needles", [
+    ("sblimp", "reduction=median", ["sblimp.yaml with --set sblimp.reduction", "'sum' or 'mean'"]),
+    ("continuation", "temperature=0", ["continuation: setting temperature=0 must be greater than 0"]),
+    ("signal_quality", "scorers=silence_ratio", ["setting scorers='silence_ratio' must be a non-empty list",
+                                                "--set signal_quality.scorers=[...]"]),
+])
+def test_bad_task_settings_fail_before_the_demo_is_built(tmp_path, capsys, monkeypatch, task, setting, needles):
+    import alignslm_eval.demo
+
+    monkeypatch.setattr(alignslm_eval.demo, "ensure_demo", lambda *a, **k: pytest.fail("demo built"))
+    code, _, err = run(["--model", "demo", "--tasks", task, "--set", f"{task}.{setting}",
+                        "--output-path", tmp_path / "o"], capsys)
+    assert_one_line_error(code, err, *needles)

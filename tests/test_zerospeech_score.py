@@ -102,6 +102,10 @@ def test_bad_kind_missing_gold_and_missing_file(tmp_path):
     with pytest.raises(UserError, match=r"nogold/gold.csv: gold file not found"):
         (tmp_path / "nogold").mkdir()
         score_submission(sub, tmp_path / "nogold", "lexical")
+    with pytest.raises(UserError, match=r"--gold .*/dev/gold.csv: give the folder holding gold.csv, i.e. --gold .*/dev$"):
+        score_submission(sub, gold_dir / "gold.csv", "lexical")
+    with pytest.raises(UserError, match=r"--gold .*/missing: folder not found; give the ZeroSpeech 2021 lexical split"):
+        score_submission(sub, tmp_path / "missing", "lexical")
     with pytest.raises(UserError, match=r"absent.txt: cannot read submission file"):
         score_submission(tmp_path / "absent.txt", gold_dir, "lexical")
     # lexical gold read as syntactic: the missing columns are named

@@ -131,6 +131,8 @@ def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSp
     unknown = set(raw) - _KNOWN
     if unknown:
         raise UserError(f"{path}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN)}")
+    # An overridden value is blamed on the flag that set it, not on the shipped file.
+    where = f"{path} with --set " + ", ".join(f"{raw['task']}.{k}" for k in overrides) if overrides else str(path)
     likelihood = dict(raw.get("likelihood") or {})
     settings = dict(raw.get("settings") or {})
     top = {"data_dir": raw["data_dir"], "dedup": raw.get("dedup", True), "scorer": raw.get("scorer", "likelihood_choice")}
@@ -143,10 +145,10 @@ def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSp
             settings[key] = value
     reduction = likelihood.get("reduction", "sum")
     if reduction not in ("sum", "mean"):
-        raise UserError(f"{path}: likelihood.reduction must be 'sum' or 'mean', not {reduction!r}")
+        raise UserError(f"{where}: likelihood.reduction must be 'sum' or 'mean', not {reduction!r}")
     protocol = LikelihoodProtocol(
-        add_bos=_as_bool(likelihood.get("add_bos", True), path, "likelihood.add_bos"),
-        add_eos=_as_bool(likelihood.get("add_eos", False), path, "likelihood.add_eos"),
+        add_bos=_as_bool(likelihood.get("add_bos", True), where, "likelihood.add_bos"),
+        add_eos=_as_bool(likelihood.get("add_eos", False), where, "likelihood.add_eos"),
     )
     return TaskSpec(
         name=str(raw["task"]),
@@ -156,14 +158,14 @@ def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSp
         data_dir=str(top["data_dir"]),
         reduction=reduction,
         protocol=protocol,
-        dedup=_as_bool(top["dedup"], path, "dedup"),
+        dedup=_as_bool(top["dedup"], where, "dedup"),
         scorer=str(top["scorer"]),
         settings=settings,
         source=str(path),
     )
 
 
-def _as_bool(value: Any, path: Path, field_name: str) -> bool:
+def _as_bool(value: Any, path: Path | str, field_name: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
