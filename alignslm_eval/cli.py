@@ -416,7 +416,7 @@ def cmd_score(argv: Sequence[str]) -> int:
     check_pipeline_arguments(args)
     from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.continuation import ContinuationRun
-    from alignslm_eval.pipeline import score_continuations, unscored_reasons, write_samples_log
+    from alignslm_eval.pipeline import prepare_scorers, score_continuations, unscored_reasons, write_samples_log
     from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
     from alignslm_tasks.continuation import aggregate_scores
 
@@ -437,13 +437,13 @@ def cmd_score(argv: Sequence[str]) -> int:
     output = args.output or run.root / f"rescored_{created}.json"
     check_output_file(output, "--output", "rescored.json")
     components = pipeline_components(args, run.identity["model"].get("local_dir"))
-    scorers = [s.from_options({**components.scorer_options, **settings}) for s in scorers]
     # The run's own wavs and transcripts, unless the flags name another vocoder or ASR (its arguments alone do too).
     needs = {need for s in scorers for need in s.needs}
     if needs & {"wav", "text"} and not (args.vocoder or args.vocoder_args):
         components.recorded_vocoder = run.recorded("vocoder")
     if "text" in needs and not (args.asr or args.asr_args):
         components.recorded_asr = run.recorded("asr")
+    scorers = prepare_scorers(names, components, settings)
     items = run.items()
     scores, pipeline = score_continuations(run, items, run.prompts(), scorers, components)
     files = {"run_dir": str(run.root)}
