@@ -11,7 +11,7 @@ re-transcribes or re-asks the judge for a finished item.
     <run>/scores/<scorer key>.jsonl
 
 Re-scoring reads the recorded descriptions, so it can reuse a run's wavs and transcripts without loading the vocoder
-or the ASR that made them (`recorded`, `vocode(..., vocoder=None)`, `transcribe(..., asr=None)`).
+or the ASR that made them (`recorded`; `vocode` and `transcribe` without the component).
 """
 
 from __future__ import annotations
@@ -205,13 +205,11 @@ class ContinuationRun:
 
     # -- stage 2: vocoding ----------------------------------------------------------------------------------------
 
-    def vocode(self, items: list[Continuation], vocoder: Optional[Vocoder],
-               description: Optional[dict[str, Any]] = None) -> None:
-        """Give every item its wav and durations, making the missing ones with `vocoder`. With `vocoder=None`, reuse
-        what the vocoder `description` (see `recorded`) made; an item it did not vocode is a UserError."""
+    def vocode(self, items: list[Continuation], description: dict[str, Any], vocoder: Optional[Vocoder] = None) -> None:
+        """Give every item the wav and durations of the vocoder `description` names, making the missing ones with
+        `vocoder`; without it (re-scoring, see `recorded`) an item that vocoder did not vocode is a UserError."""
         import soundfile as sf
 
-        description = vocoder.describe() if vocoder is not None else description
         folder = self.root / "wav" / key_of(description)
         folder.mkdir(parents=True, exist_ok=True)
         if vocoder is not None:
@@ -242,14 +240,13 @@ class ContinuationRun:
 
     # -- stage 3: transcription -----------------------------------------------------------------------------------
 
-    def transcribe(self, items: list[Continuation], asr: Optional[ASR], prompts: Sequence[Prompt],
-                   batch_size: int = 8, description: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
-        """Transcripts of every (vocoded) continuation and of every prompt's audio, made with `asr` where missing;
-        with `asr=None`, reused from what the ASR `description` (see `recorded`) transcribed, a missing one being a
-        UserError. Prompt and continuation texts come from the same ASR, so scorers compare like with like. Where a
-        prompt has a reference transcript (a CTM alignment), the ASR's WER/CER on those prompts is returned as a check
-        of the ASR (None when no prompt has one)."""
-        description = asr.describe() if asr is not None else description
+    def transcribe(self, items: list[Continuation], prompts: Sequence[Prompt], description: dict[str, Any],
+                   asr: Optional[ASR] = None, batch_size: int = 8) -> Optional[dict[str, Any]]:
+        """Transcripts, by the ASR `description` names, of every (vocoded) continuation and of every prompt's audio,
+        made with `asr` where missing; without it (re-scoring, see `recorded`) a missing one is a UserError. Prompt
+        and continuation texts come from the same ASR, so scorers compare like with like. Where a prompt has a
+        reference transcript (a CTM alignment), the ASR's WER/CER on those prompts is returned as a check of the ASR
+        (None when no prompt has one)."""
         path = self.root / "transcripts" / f"{key_of(description)}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         if asr is not None:

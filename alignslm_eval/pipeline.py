@@ -81,11 +81,11 @@ def score_continuations(
     if needs & {"wav", "text"}:
         vocoder = components.vocoder() if components.recorded_vocoder is None else None
         pipeline["vocoder"] = vocoder.describe() if vocoder is not None else components.recorded_vocoder
-        run.vocode(items, vocoder, pipeline["vocoder"])
+        run.vocode(items, pipeline["vocoder"], vocoder)
     if "text" in needs:
         asr = components.asr() if components.recorded_asr is None else None
         pipeline["asr"] = asr.describe() if asr is not None else components.recorded_asr
-        check = run.transcribe(items, asr, prompts, description=pipeline["asr"])
+        check = run.transcribe(items, prompts, pipeline["asr"], asr)
         if check:
             pipeline["asr_prompt_error_rate"] = check
     scores = {}
