@@ -42,6 +42,39 @@ DIRECTIONS: dict[str, str] = {
 # Stored as fractions in [0, 1] in results files, shown as percentages. auto-BLEU too: slamkit's published values
 # (e.g. 3.20 for TWIST-1.3B) are percentages of repeated bigrams, while its pair filter uses the fraction 0.3.
 PERCENT_METRICS = frozenset({"accuracy", "accuracy_micro", "in_vocab", "scored_fraction", "auto_bleu"})
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """The values one kind of metric can take; `what` names the kind in error messages."""
+
+    what: str
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if math.isinf(self.high) else ']'}"
+
+
+FRACTION = ValueRange("a fraction (results files store accuracies and shares as fractions)", 0.0, 1.0)
+JUDGE_SCORE = ValueRange("a 1-5 judge score", 1.0, 5.0)
+PERPLEXITY = ValueRange("a perplexity", 0.0, low_open=True)
+# What each metric kind (as in DIRECTIONS) can be; a value outside it means a damaged or hand-edited file. The
+# fractions are the percent metrics and the signal ratios. A kind missing here need only be finite: the learned MOS
+# predictors (utmos, squim_mos) are run without range clipping, so their means may leave 1-5.
+VALUE_RANGES: dict[str, ValueRange] = {
+    **dict.fromkeys(PERCENT_METRICS | {"silence_ratio", "clipping_ratio"}, FRACTION),
+    **dict.fromkeys(("gpt4o_score", "llm_judge", "semantic_rating"), JUDGE_SCORE),
+    "genppl": PERPLEXITY,
+    "ppl": PERPLEXITY,
+    "wer": ValueRange("an error rate", 0.0),
+    "duration_s": ValueRange("a duration in seconds", 0.0),
+}
+
 # Breakdowns are accuracies over a subset of items (likelihood tasks), except these, named by breakdown.
 BREAKDOWN_KINDS = {"scored_fraction": "scored_fraction"}
 # The order tasks appear in; other tasks follow alphabetically.
@@ -55,6 +88,7 @@ GENERATION_FIELD = "generation"
 LIKELIHOOD_FIELDS = ("reduction", "bos_eos")
 NOT_STATED = "not stated"
 RESULTS_GLOB = "results_*.json"
+REWRITE = "re-run alignslm-eval to rewrite this file"
 
 
 @dataclass(frozen=True, order=True)
@@ -87,6 +121,25 @@ class Column:
     @property
     def percent(self) -> bool:
         return self.kind in PERCENT_METRICS
+
+    @property
+    def value_range(self) -> Optional[ValueRange]:
+        return VALUE_RANGES.get(self.kind)
+
+
+def is_number(value: Any) -> bool:
+    """An int or float (NaN and infinities included), not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def value_problem(column: Column, value: float) -> Optional[str]:
+    """What is wrong with `value` as a value of `column` (not finite, or outside its kind's range), else None."""
+    if not math.isfinite(value):
+        return "is not a finite number"
+    valid = column.value_range
+    if valid is not None and value not in valid:
+        return f"is outside {valid}, the range of {valid.what}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -195,23 +248,55 @@ def load_results(path: Path) -> dict[str, Any]:
         )
     _require(path, doc, "model", dict)
     _require(path, doc, "tasks", dict)
+    size = doc["model"].get("n_parameters")
+    if size is not None and not (is_number(size) and math.isfinite(size) and size >= 0):
+        raise UserError(f"{path}: model.n_parameters is {size!r}, not a parameter count (a finite number >= 0); "
+                        f"{REWRITE}")
     for task, entry in doc["tasks"].items():
         where = f"tasks.{task}"
         _require(path, entry, "result", dict, where)
         _require(path, entry["result"], "headline", str, f"{where}.result")
         _require(path, entry["result"], "metrics", dict, f"{where}.result")
         for name, metric in entry["result"]["metrics"].items():
-            if not isinstance(metric, dict) or "value" not in metric:
-                raise UserError(f"{path}: {where}.result.metrics.{name}: expected {{value, stderr, n}}; re-run "
-                                "alignslm-eval to rewrite this file")
+            _check_metric(path, f"{where}.result.metrics.{name}", Column(task, name), metric)
+        breakdowns = entry["result"].get("breakdowns")
+        if breakdowns is None:
+            continue
+        if not isinstance(breakdowns, dict):
+            raise UserError(f"{path}: {where}.result.breakdowns is not a dict of breakdowns; {REWRITE}")
+        for breakdown, groups in breakdowns.items():
+            if not isinstance(groups, dict):
+                raise UserError(f"{path}: {where}.result.breakdowns.{breakdown} is not a dict of groups; "
+                                f"{REWRITE}")
+            for group, metric in groups.items():
+                _check_metric(path, f"{where}.result.breakdowns.{breakdown}.{group}",
+                              Column(task, f"{breakdown}/{group}"), metric)
     return doc
+
+
+def _check_metric(path: Path, where: str, column: Column, metric: Any) -> None:
+    """A metric is {value, stderr, n}: value a number in its kind's range, or null/NaN when nothing was scored;
+    stderr a finite number >= 0, or null/NaN when it is unknown (fewer than two items)."""
+    if not isinstance(metric, dict) or "value" not in metric:
+        raise UserError(f"{path}: {where}: expected {{value, stderr, n}}; {REWRITE}")
+    value, stderr = metric["value"], metric.get("stderr")
+    for key, number in (("value", value), ("stderr", stderr)):
+        if number is not None and not is_number(number):
+            raise UserError(f"{path}: {where}.{key} is {number!r}, not a number; {REWRITE}")
+    if value is not None and not math.isnan(value):
+        problem = value_problem(column, value)
+        if problem:
+            raise UserError(f"{path}: {where}.value {value!r} {problem}; the file is damaged or was edited: "
+                            f"{REWRITE}")
+    if stderr is not None and not math.isnan(stderr) and not (math.isfinite(stderr) and stderr >= 0):
+        raise UserError(f"{path}: {where}.stderr {stderr!r} is not a standard error (a finite number >= 0); the "
+                        f"file is damaged or was edited: {REWRITE}")
 
 
 def _require(path: Path, obj: Any, key: str, kind: type, where: str = "") -> None:
     name = f"{where}.{key}" if where else key
     if not isinstance(obj, dict) or not isinstance(obj.get(key), kind):
-        raise UserError(f"{path}: field {name} missing or not a {kind.__name__}; re-run alignslm-eval to rewrite "
-                        "this file")
+        raise UserError(f"{path}: field {name} missing or not a {kind.__name__}; {REWRITE}")
 
 
 def collect(paths: Sequence[Path], skip_invalid: bool = False) -> tuple[list[Row], list[str]]:
@@ -387,21 +472,20 @@ def _add_task(row: Row, task: str, result: dict[str, Any], shown: str) -> None:
     for name, metric in result["metrics"].items():
         _put(row, Column(task, name), metric, shown)
     for breakdown, groups in (result.get("breakdowns") or {}).items():
-        for group, metric in (groups or {}).items():
-            if isinstance(metric, dict):
-                _put(row, Column(task, f"{breakdown}/{group}"), metric, shown)
+        for group, metric in groups.items():
+            _put(row, Column(task, f"{breakdown}/{group}"), metric, shown)
     if headline not in row.values and headline not in row.missing:
         row.missing[headline] = f"{shown}: headline metric {headline.metric!r} of {task} is not in its metrics."
 
 
 def _put(row: Row, column: Column, metric: dict[str, Any], shown: str) -> None:
-    value = metric.get("value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+    # load_results has checked the numbers: null and NaN are the only values left that are not shown.
+    value, stderr = metric["value"], metric.get("stderr")
+    if value is None or math.isnan(value):
         row.missing[column] = f"{shown}: {column.key} has no value ({value!r})."
         return
-    stderr = metric.get("stderr")
-    ok = isinstance(stderr, (int, float)) and not isinstance(stderr, bool) and not math.isnan(stderr)
-    row.values[column] = Measurement(float(value), float(stderr) if ok else None, metric.get("n"))
+    known = stderr is not None and not math.isnan(stderr)
+    row.values[column] = Measurement(float(value), float(stderr) if known else None, metric.get("n"))
 
 
 def _disambiguate(rows: list[Row], groups: list[list[_Run]]) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from alignslm_eval.errors import UserError
-from alignslm_eval.leaderboard.collect import METRIC_ORDER, Column
-from alignslm_eval.leaderboard.render import ARROWS, HEAD, Table, column_label
+from alignslm_eval.leaderboard.collect import METRIC_ORDER, Column, Measurement, value_problem
+from alignslm_eval.leaderboard.render import ARROWS, HEAD, Table, plain_text
 
 COLORS = {"run": "tab:blue", "reference": "tab:gray", "topline": "lightgray", "best": "tab:orange"}
 
@@ -90,6 +90,12 @@ def _get(path: Path, number: int, obj: dict[str, Any], key: str, kind: str, opti
     return value
 
 
+def literal_label(text: str) -> str:
+    """`text` as matplotlib shows it literally: one line, and every `$` escaped, since a pair of them (or one
+    unclosed) would be parsed as mathtext, which fails on most names that hold one."""
+    return plain_text(text).replace("$", r"\$")
+
+
 def read_eval_log(path: Path) -> list[EvalPoint]:
     points: dict[tuple[str, str, str, int], EvalPoint] = {}
     for n, obj in _lines(path):
@@ -101,6 +107,12 @@ def read_eval_log(path: Path) -> list[EvalPoint]:
             stderr=_get(path, n, obj, "stderr", "number", optional=True),
             run=_get(path, n, obj, "run", "str", optional=True) or "",
         )
+        problem = value_problem(Column(point.task, point.metric), point.value)
+        if problem:
+            raise UserError(f"{path}: line {n}: value {point.value!r} of {point.task}.{point.metric} {problem} "
+                            "(values are in results-file units: accuracies as fractions)")
+        if point.stderr is not None and point.stderr < 0:
+            raise UserError(f"{path}: line {n}: stderr {point.stderr!r} is negative; a standard error is >= 0")
         points[(point.run, point.task, point.metric, point.step)] = point
     if not points:
         raise UserError(f"{path}: no evaluations; expected lines like {{\"step\", \"task\", \"metric\", \"value\"}}")
@@ -161,15 +173,16 @@ def training_figure(points: Sequence[EvalPoint]):
             pts = sorted((p for p in points if (p.task, p.run, p.metric) == (task, run, metric)), key=lambda p: p.step)
             x = [p.step for p in pts]
             y = [p.value * scale for p in pts]
-            (line,) = ax.plot(x, y, marker="o", markersize=3, label=f"{task} ({run})" if run else task)
+            (line,) = ax.plot(x, y, marker="o", markersize=3,
+                              label=literal_label(f"{task} ({run})" if run else task))
             if any(p.stderr is not None for p in pts):
                 err = [(p.stderr or 0.0) * scale for p in pts]
                 ax.fill_between(x, [v - e for v, e in zip(y, err)], [v + e for v, e in zip(y, err)],
                                 color=line.get_color(), alpha=0.2, linewidth=0)
         column = Column(series[0][0], metric)
-        ax.set_title(f"{metric} {ARROWS.get(column.direction or '', '')}".strip())
+        ax.set_title(literal_label(f"{metric} {ARROWS.get(column.direction or '', '')}"))
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"{metric} (%)" if column.percent else metric)
+        ax.set_ylabel(literal_label(f"{metric} (%)" if column.percent else metric))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     return fig
@@ -194,8 +207,8 @@ def scores_figure(scores: Sequence[Score], bins: int = 20):
         by_prompt: dict[str, list[float]] = {}
         for prompt_id, value in mine:
             by_prompt.setdefault(prompt_id, []).append(value)
-        left.set_title(f"{scorer}: {len(values)} scores" + (f" ({unscored} unscored)" if unscored else "")
-                       + f", {len(by_prompt)} prompts")
+        left.set_title(literal_label(f"{scorer}: {len(values)} scores"
+                                     + (f" ({unscored} unscored)" if unscored else "") + f", {len(by_prompt)} prompts"))
         if values:
             left.hist(values, bins=_bins(values, bins), color=COLORS["run"])
             mean = sum(values) / len(values)
@@ -208,50 +221,76 @@ def scores_figure(scores: Sequence[Score], bins: int = 20):
             right.hist(spreads, bins=_bins(spreads, bins), color=COLORS["best"])
         else:
             right.text(0.5, 0.5, "no prompt has two samples", ha="center", va="center", transform=right.transAxes)
-        right.set_title(f"{scorer}: best - worst sample per prompt")
+        right.set_title(literal_label(f"{scorer}: best - worst sample per prompt"))
         right.set_xlabel("score spread")
         right.set_ylabel("prompts")
     return fig
 
 
 def leaderboard_figure(table: Table):
-    """One horizontal bar panel per column with values: rows top to bottom as in the table, best in orange."""
+    """One horizontal bar panel per column with values: rows top to bottom as in the table, best in orange. Columns
+    where no row has a value are named in the figure's title instead."""
     panels = [(i, c) for i, c in enumerate(table.columns) if any(c in r.values for r in table.rows)]
+    empty = [table.header[len(HEAD) + i] for i, c in enumerate(table.columns) if (i, c) not in panels]
+    legend = ["blue: local runs, grey: published (light: toplines), orange: best in column"]
+    if empty:
+        legend.append("no value in any row: " + "; ".join(empty))
+    title = "\n".join(map(literal_label, legend))
     if not panels:
-        raise UserError("nothing to plot: no column of the leaderboard has a value")
+        fig = _figure(7.5, 1.5)
+        fig.suptitle(title, fontsize="small")
+        ax = fig.subplots()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no column of the leaderboard has a value; see the table's notes", ha="center",
+                va="center", transform=ax.transAxes)
+        return fig
     ncols = min(2, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     counts = [sum(c in r.values for r in table.rows) for _, c in panels]
     # Each grid row as tall as its longest panel, so every bar has the same thickness.
     tallest = [max(counts[k:k + ncols]) for k in range(0, len(panels), ncols)]
-    fig = _figure(7.5 * ncols, sum(0.9 + 0.24 * t for t in tallest))
+    fig = _figure(7.5 * ncols, sum(0.9 + 0.24 * t for t in tallest) + 0.2 * (len(legend) - 1))
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"height_ratios": [0.9 + 0.24 * t for t in tallest]})
     axes = axes.ravel()
     for k, (ax, (i, column)) in enumerate(zip(axes, panels)):
         scale = 100.0 if column.percent else 1.0
         shown = [(r, line) for r, line in zip(table.rows, table.cells) if column in r.values]
-        labels = [r.name if r.kind == "run" else f"{r.name} [{r.source}]" for r, _ in shown]
-        values = [r.values[column].value * scale for r, _ in shown]
+        # The table's cells, not the rows' fields: the same one-line text as every table format.
+        labels = [literal_label(line[0].text if r.kind == "run" else f"{line[0].text} [{line[3].text}]")
+                  for r, line in shown]
+        measurements = [r.values[column] for r, _ in shown]
+        exponent = _axis_exponent(measurements, scale)
+        unit = 10.0 ** (math.log10(scale) - exponent)  # display units per plotted unit, without overflowing
+        values = [m.value * unit for m in measurements]
         colors = [COLORS["best"] if line[len(HEAD) + i].best else COLORS[r.kind] for r, line in shown]
         y = list(range(len(shown)))
         ax.barh(y, values, color=colors, height=0.7)
-        with_err = [(k, r.values[column].stderr * scale) for k, (r, _) in enumerate(shown)
-                    if r.values[column].stderr is not None]
+        if exponent:
+            ax.set_xlabel(f"× 1e{exponent}")
+        with_err = [(k, m.stderr * unit) for k, m in enumerate(measurements) if m.stderr is not None]
         if with_err:
             ax.errorbar([values[k] for k, _ in with_err], [k for k, _ in with_err], xerr=[e for _, e in with_err],
                         fmt="none", ecolor="black", elinewidth=1, capsize=2)
-        positive = [v for v in values if v > 0]
-        if positive and max(positive) > 100 * min(positive):
-            ax.set_xscale("log")  # e.g. a tiny model's GenPPL beside published ones
+        # e.g. a tiny model's GenPPL beside published ones; a bar at or below zero has no place on a log axis.
+        if min(values) > 0 and max(values) > 100 * min(values):
+            ax.set_xscale("log")
         ax.set_yticks(y, labels, fontsize="small")
         # Same bar thickness in every panel, first row on top.
         ax.set_ylim(tallest[k // ncols] - 0.5, -0.5)
-        ax.set_title(column_label(column))
+        ax.set_title(literal_label(table.header[len(HEAD) + i]))
         ax.grid(axis="x", alpha=0.3)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle("blue: local runs, grey: published (light: toplines), orange: best in column", fontsize="small")
+    fig.suptitle(title, fontsize="small")
     return fig
+
+
+def _axis_exponent(measurements: Sequence[Measurement], scale: float) -> int:
+    """The power of ten to divide a panel's numbers (times `scale`) by, so that matplotlib's limit and transform
+    arithmetic (spans, margins, products) stays finite for values near the float range; 0 for any ordinary one."""
+    biggest = max(max(abs(m.value), m.stderr or 0.0) for m in measurements)
+    exponent = math.floor(math.log10(biggest) + math.log10(scale)) if biggest > 0 else 0
+    return exponent if exponent > 100 else 0
 
 
 def save_figure(fig, prefix: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from alignslm_eval.leaderboard.collect import (
     Protocol,
     ProtocolField,
     Row,
+    value_problem,
 )
 
 REFERENCE_VERSION = 1
@@ -120,15 +121,18 @@ def _protocol(stated: dict[str, str], source: str) -> Protocol:
 
 
 def _measurement(path: Path, where: str, column: Column, published: Any) -> Measurement:
-    text = published if isinstance(published, str) else None
     try:
         value = float(published)
     except (TypeError, ValueError):
+        value = None
+    if value is None or isinstance(published, bool):
         raise UserError(f"{path}: {where}: expected a number as published (quoted, e.g. \"57.0\"), got {published!r}")
-    if text is None:
-        text = repr(published)
+    text = published.strip() if isinstance(published, str) else repr(published)
     if column.percent:
-        if not 0 <= value <= 100:
+        if not 0 <= value <= 100:  # false for NaN too
             raise UserError(f"{path}: {where}: {published!r} is not a percentage in [0, 100]")
         return Measurement(value / 100, text=text)
+    problem = value_problem(column, value)
+    if problem:
+        raise UserError(f"{path}: {where}: {published!r} {problem}; copy the number as its source publishes it")
     return Measurement(value, text=text)

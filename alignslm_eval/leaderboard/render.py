@@ -3,6 +3,9 @@
 Every format carries the same cells: value ± standard error (accuracies in percent, published numbers with their
 own digits), the best value per column (by the metric's direction; toplines excluded) and footnote numbers for a
 missing metric, for rows whose scoring protocols differ within a column, and for rows merged from several files.
+
+Names, paths and notes come from results and reference files, so they are free text: the table holds them as one
+line of printable text (`plain_text`), and each format escapes what is special to it.
 """
 
 from __future__ import annotations
@@ -101,11 +104,19 @@ def format_value(column: Column, m: Measurement) -> str:
     return _number(column, m) + (f" ± {_stderr(column, m)}" if m.stderr is not None else "")
 
 
+def plain_text(text: str) -> str:
+    """`text` on one line: any run of whitespace (line breaks and tabs included) becomes one space, and other
+    unprintable characters (controls, bidi overrides, lone surrogates) are shown as escapes such as \\x1b."""
+    shown = "".join(ch if ch.isprintable() or ch.isspace() else ascii(ch)[1:-1] for ch in text)
+    return " ".join(shown.split())
+
+
 class _Notes:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
     def number(self, text: str) -> int:
+        text = plain_text(text)
         if text not in self.texts:
             self.texts.append(text)
         return self.texts.index(text) + 1
@@ -132,13 +143,13 @@ def build_table(
     differing = {c: _differing(rows, c) for c in cols}
     cells = []
     for row in rows:
-        name = Cell(row.name, notes=tuple(notes.number(n) for n in row.notes))
-        line = [name, Cell(row.size), Cell(row.adapter), Cell(row.source)]
+        name = Cell(plain_text(row.name), notes=tuple(notes.number(n) for n in row.notes))
+        line = [name, *(Cell(plain_text(text)) for text in (row.size, row.adapter, row.source))]
         for c in cols:
             line.append(_cell(row, c, best[c], differing[c], notes))
         cells.append(line)
     used = {r.source for r in rows if r.kind != "run"}
-    return Table(cols, [*HEAD, *map(column_label, cols)], list(rows), cells, notes.texts,
+    return Table(cols, [*HEAD, *(plain_text(column_label(c)) for c in cols)], list(rows), cells, notes.texts,
                  {k: s for k, s in (sources or {}).items() if k in used})
 
 
@@ -184,7 +195,7 @@ def _cell(row: Row, column: Column, best: Optional[float], differing: list[str],
             f"Scoring protocols differ in this column ({', '.join(FIELD_LABELS[f] for f in differing)}); this row: "
             + _describe(fields) + "."))
     is_best = best is not None and row.kind != "topline" and math.isclose(m.value, best, rel_tol=1e-12, abs_tol=0)
-    return Cell(format_value(column, m), is_best, tuple(marks))
+    return Cell(plain_text(format_value(column, m)), is_best, tuple(marks))
 
 
 def _describe(fields: dict[str, ProtocolField]) -> str:
@@ -207,24 +218,34 @@ def _source_lines(table: Table) -> list[str]:
     for s in table.sources.values():
         stated = "; ".join(f"{FIELD_LABELS[f]}: {s.protocol[f]}" for f in FIELD_LABELS if f in s.protocol)
         lines.append(f"{s.key}: {s.citation} Where: {s.where} Stated protocol: {stated}.")
-    return lines
+    return [plain_text(line) for line in lines]
+
+
+# Backslash-escaped wherever they stand: table pipes, inline code, emphasis, links, raw HTML and entities, GitHub's
+# strikethrough and math. `_` is escaped only where it could open or close emphasis (not inside a word).
+MARKDOWN_SPECIAL = frozenset("\\`*[]<>|&~$")
+
+
+def markdown_escape(text: str) -> str:
+    def inside_word(i: int) -> bool:
+        return 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIAL or (ch == "_" and not inside_word(i)) else ch
+                   for i, ch in enumerate(text))
 
 
 def render_markdown(table: Table) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
-
     def cell(c: Cell) -> str:
-        text = esc(c.text)
+        text = markdown_escape(c.text)
         return (f"**{text}**" if c.best and text else text) + _marks(c)
 
-    out = ["| " + " | ".join(map(esc, table.header)) + " |",
+    out = ["| " + " | ".join(map(markdown_escape, table.header)) + " |",
            "|" + "---|" * len(HEAD) + "---:|" * len(table.columns)]
     out += ["| " + " | ".join(map(cell, line)) + " |" for line in table.cells]
     out += ["", LEGEND, ""]
     if table.notes:
-        out += ["**Notes**", ""] + [f"- [{i}] {esc(t)}" for i, t in enumerate(table.notes, 1)] + [""]
-    out += ["**Sources**", ""] + [f"- {esc(line)}" for line in _source_lines(table)]
+        out += ["**Notes**", ""] + [f"- [{i}] {markdown_escape(t)}" for i, t in enumerate(table.notes, 1)] + [""]
+    out += ["**Sources**", ""] + [f"- {markdown_escape(line)}" for line in _source_lines(table)]
     return "\n".join(out) + "\n"
 
 
@@ -251,6 +272,9 @@ def render_html(table: Table) -> str:
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+                 # Braced so that a line starting with "[" is not read as the length argument of the \\ before it.
+                 "[": "{[}", "]": "{]}",
                  "↑": r"$\uparrow$", "↓": r"$\downarrow$", "±": r"$\pm$", "–": "--"}
 
 
@@ -275,8 +299,20 @@ def render_latex(table: Table) -> str:
     return "\n".join(out) + "\n"
 
 
+# OWASP's CSV-injection advice: a spreadsheet runs a cell starting with one of these as a formula.
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell no spreadsheet runs as a formula: one that starts like a formula gets a single quote before it."""
+    return "'" + text if text.startswith(CSV_FORMULA_START) else text
+
+
 def render_csv(table: Table) -> str:
-    """One line per row; per column: value, stderr, best (`*`), notes (their full text)."""
+    """One line per row; per column: value, stderr, best (`*`), notes (their full text).
+
+    Text cells go through `csv_text`. Value and stderr cells do not: they hold numbers (a published value must parse
+    as one), so a leading minus there is a sign, not a formula."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     header = [*HEAD, "kind", "row notes"]
@@ -284,16 +320,16 @@ def render_csv(table: Table) -> str:
         unit = "%, " if c.percent else ""
         header += [f"{c.key} ({unit}{c.direction or 'unknown direction'}{' is better' if c.direction else ''})",
                    f"{c.key} stderr", f"{c.key} best", f"{c.key} notes"]
-    writer.writerow(header)
+    writer.writerow([csv_text(plain_text(h)) for h in header])
 
     def texts(c: Cell) -> str:
-        return " | ".join(f"[{n}] {table.notes[n - 1]}" for n in c.notes)
+        return csv_text(" | ".join(f"[{n}] {table.notes[n - 1]}" for n in c.notes))
 
     for row, line in zip(table.rows, table.cells):
-        out = [line[0].text, row.size, row.adapter, row.source, row.kind, texts(line[0])]
+        out = [*(csv_text(c.text) for c in line[:len(HEAD)]), row.kind, texts(line[0])]
         for c, cell in zip(table.columns, line[len(HEAD):]):
             m = row.values.get(c)
-            out += ["" if m is None else _number(c, m), "" if m is None else _stderr(c, m),
+            out += ["" if m is None else plain_text(_number(c, m)), "" if m is None else _stderr(c, m),
                     "*" if cell.best else "", texts(cell)]
         writer.writerow(out)
     return buf.getvalue()

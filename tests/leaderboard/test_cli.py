@@ -185,3 +185,31 @@ def test_dir_with_json_but_no_results_files(tmp_path, capsys):
     assert f"warning: {good}: holds 1 JSON file(s)" in capsys.readouterr().err
     assert main([str(good / "good.json")]) == 0  # named directly, any file name is read
     assert "results_*.json" in table_parser().format_help()
+
+
+def test_a_value_out_of_range_stops_before_anything_is_written(tmp_path, capsys):
+    runs = runs_dir(tmp_path)
+    bad = write(runs / "other" / "results_1.json",
+                results_doc({"sblimp": task_entry(1e308, stderr=1e308)}, model_path="/ckpt/other", weights="b" * 64))
+    out, bars = tmp_path / "board" / "lb.md", tmp_path / "board" / "bars"
+    assert main([str(runs), "--output", str(out), "--bar-chart", str(bars)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"alignslm-leaderboard: error: {bad}: tasks.sblimp.result.metrics.accuracy.value 1e+308 "
+                           "is outside [0, 1]")
+    assert line.endswith("re-run alignslm-eval to rewrite this file, or pass --skip-invalid to skip it")
+    assert not out.exists() and not bars.with_suffix(".png").exists()
+
+
+def test_hostile_model_name_and_empty_column_end_to_end(tmp_path, capsys):
+    doc = results_doc({"sblimp": task_entry(0.5), "tstorycloze": task_entry(float("nan"), stderr=float("nan"))})
+    doc["model"]["name"] = "=cmd|' /C calc'!A0\n$x^$ <script>"
+    runs = write(tmp_path / "runs" / "results_1.json", doc).parent
+    bars = tmp_path / "bars"
+    assert main([str(runs), "--bar-chart", str(bars)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 and table[1].startswith(r"| =cmd\|' /C calc'!A0 \$x^\$ \<script\> | 40K |")
+    assert bars.with_suffix(".png").read_bytes()[:4] == b"\x89PNG" and bars.with_suffix(".svg").is_file()
+    assert main([str(runs), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("'=cmd|' /C calc'!A0 $x^$ <script>,40K,")

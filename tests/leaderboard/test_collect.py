@@ -155,3 +155,80 @@ def test_adapter_chain_label():
     assert adapter_name(chain[:1]) == "round-1/adapter"
     assert adapter_name([]) == "" and adapter_name(None) == ""
     assert adapter_name({"name": "lora-r32"}) == "lora-r32"
+
+
+def judge_entry(value, stderr=0.1):
+    return task_entry(value, stderr=stderr, headline="gpt4o_score")
+
+
+@pytest.mark.parametrize("entry, field, message", [
+    (task_entry(1e308), "metrics.accuracy.value", "outside [0, 1], the range of a fraction"),
+    (task_entry(-7.5), "metrics.accuracy.value", "-7.5 is outside [0, 1]"),
+    (task_entry(float("inf")), "metrics.accuracy.value", "is not a finite number"),
+    (task_entry(0.5, stderr=-0.01), "metrics.accuracy.stderr", "not a standard error (a finite number >= 0)"),
+    (task_entry(0.5, stderr=float("-inf")), "metrics.accuracy.stderr", "not a standard error"),
+    (task_entry(0.0, headline="genppl"), "metrics.genppl.value", "0.0 is outside (0, inf), the range of a perplexity"),
+    (judge_entry(0.5), "metrics.gpt4o_score.value", "0.5 is outside [1, 5], the range of a 1-5 judge score"),
+    (judge_entry(5.5), "metrics.gpt4o_score.value", "a 1-5 judge score"),
+    (task_entry(0.1, headline="silence_ratio"), None, None),
+    (task_entry(1.5, headline="silence_ratio"), "metrics.silence_ratio.value", "the range of a fraction"),
+    (task_entry(0.5, breakdowns={"by_part": {"rir": {"value": 2.0, "stderr": 0.1, "n": 3}}}),
+     "breakdowns.by_part.rir.value", "the range of a fraction"),
+    (task_entry(0.5, headline="genppl", breakdowns={"scored_fraction": {"genppl": {"value": 1.2, "n": 3}}}),
+     "breakdowns.scored_fraction.genppl.value", "the range of a fraction"),
+    (task_entry(0.5, breakdowns={"by_part": {"rir": 0.5}}), "breakdowns.by_part.rir", "expected {value, stderr, n}"),
+    (task_entry(0.5, breakdowns={"by_part": [0.5]}), "breakdowns.by_part", "not a dict of groups"),
+    (task_entry("0.5"), "metrics.accuracy.value", "'0.5', not a number"),
+    (task_entry(True), "metrics.accuracy.value", "True, not a number"),
+    (task_entry(0.5, stderr="small"), "metrics.accuracy.stderr", "'small', not a number"),
+])
+def test_values_outside_their_range_or_not_finite_name_file_and_field(tmp_path, entry, field, message):
+    path = write(tmp_path / "runs" / "results_r.json", results_doc({"sblimp": entry}))
+    if field is None:  # the control: a valid value of the same kind loads
+        assert load_results(path)
+        return
+    with pytest.raises(UserError) as e:
+        collect([tmp_path / "runs"])
+    text = str(e.value)
+    assert text.startswith(f"{path}: tasks.sblimp.result.{field}") and message in text
+    assert "re-run alignslm-eval" in text and text.endswith("or pass --skip-invalid to skip it")
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("size", [float("nan"), float("inf"), -1, "1.3B", True])
+def test_parameter_count_must_be_a_finite_count(tmp_path, size):
+    doc = results_doc({"sblimp": task_entry(0.5)})
+    doc["model"]["n_parameters"] = size
+    path = write(tmp_path / "results_r.json", doc)
+    with pytest.raises(UserError, match=r"model\.n_parameters is .*, not a parameter count"):
+        load_results(path)
+
+
+def test_range_ends_unranged_kinds_and_unscored_values_load(tmp_path):
+    metrics = {
+        "in_vocab": {"value": 1.0, "stderr": 0.0, "n": 5},
+        "gpt4o_score": {"value": 5.0, "stderr": None, "n": 1},
+        "semantic_rating": {"value": 1.0, "stderr": float("nan"), "n": 1},  # one item: no standard error
+        "genppl": {"value": 1e6, "stderr": 3.0, "n": 5},
+        "utmos": {"value": 5.2, "stderr": 0.1, "n": 5},  # run without range clipping: only finite is required
+        "duration_s": {"value": 0.0, "stderr": 0.0, "n": 5},
+        "mystery": {"value": -1e300, "stderr": 1e300, "n": 5},  # a kind with no declared range
+        "llm_judge": {"value": float("nan"), "stderr": float("nan"), "n": 0},  # nothing scored
+        "wer": {"value": None, "stderr": None, "n": 0},
+    }
+    write(tmp_path / "results_r.json", results_doc({"swuggy": task_entry(0.0, stderr=0.0, extra=metrics)}))
+    (row,), _ = collect([tmp_path])
+    values = {c.metric: (m.value, m.stderr) for c, m in row.values.items()}
+    assert values["accuracy"] == (0.0, 0.0) and values["in_vocab"] == (1.0, 0.0)
+    assert values["gpt4o_score"] == (5.0, None) and values["semantic_rating"] == (1.0, None)
+    assert values["utmos"] == (5.2, 0.1) and values["mystery"] == (-1e300, 1e300)
+    assert {c.metric for c in row.missing} == {"llm_judge", "wer"}
+
+
+def test_skip_invalid_skips_a_file_with_a_bad_value_and_says_which(tmp_path):
+    write(tmp_path / "results_good.json", results_doc({"sblimp": task_entry(0.5)}))
+    write(tmp_path / "results_bad.json", results_doc({"sblimp": task_entry(-7.5)}, weights="b" * 64))
+    rows, skipped = collect([tmp_path], skip_invalid=True)
+    assert len(rows) == 1 and rows[0].values[SBLIMP].value == 0.5
+    (message,) = skipped
+    assert "results_bad.json: tasks.sblimp.result.metrics.accuracy.value -7.5 is outside" in message

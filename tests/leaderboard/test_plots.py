@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -106,6 +107,10 @@ def test_saved_svg_is_stable(tmp_path):
     ('{"step": -1, "task": "t", "metric": "m", "value": 1}', "'step' must be an integer >= 0"),
     ('{"step": 1, "task": "", "metric": "m", "value": 1}', "'task' must be a non-empty string"),
     ('{"step": 1, "task": "t", "metric": "m", "value": "high"}', "'value' must be a finite number"),
+    ('{"step": 1, "task": "sblimp", "metric": "accuracy", "value": -7.5}',
+     "line 1: value -7.5 of sblimp.accuracy is outside [0, 1], the range of a fraction"),
+    ('{"step": 1, "task": "c", "metric": "genppl", "value": 0}', "is outside (0, inf), the range of a perplexity"),
+    ('{"step": 1, "task": "t", "metric": "m", "value": 1, "stderr": -1}', "stderr -1 is negative"),
 ])
 def test_bad_eval_log_lines_name_file_and_line(tmp_path, line, message):
     path = write_jsonl(tmp_path / "eval_log.jsonl", [line])
@@ -134,3 +139,67 @@ def test_the_trainers_round_scores_plot_as_they_are(tmp_path):
     rows[0]["scores"]["auto_bleu"] = "high"
     with pytest.raises(UserError, match="line 1: field 'auto_bleu' must be a finite number"):
         read_scores(write_jsonl(tmp_path / "bad.jsonl", rows))
+
+
+ACC, PPL, ODD = Column("sblimp", "accuracy"), Column("continuation", "genppl"), Column("newtask", "delta")
+
+
+def run_row(name, values, missing=()):
+    return Row(name=name, values={c: Measurement(*v) for c, v in values.items()},
+               missing={c: f"{c.key} has no value" for c in missing}, headlines=[*values, *missing])
+
+
+@pytest.mark.parametrize("rows, columns", [
+    ([run_row("only", {ACC: (0.5, 0.05)})], None),  # a single model, a single task
+    ([run_row("a", {ACC: (0.5, None)}, missing=[PPL]), run_row("b", {ACC: (0.6, 0.01)}, missing=[PPL])], None),
+    ([run_row("a", {}, missing=[ACC, PPL]), run_row("b", {}, missing=[ACC])], None),  # every column empty
+    ([run_row("$x^$ and $", {ACC: (0.5, 0.1)}), run_row(r"a\$b $\frac$", {ACC: (0.4, None)})], None),
+    ([run_row("big", {ODD: (1e308, 1e308)}), run_row("small", {ODD: (-1e308, 1e308)})], None),
+    ([run_row("neg", {ODD: (-5.0, 1.0)}), run_row("pos", {ODD: (1000.0, 1.0)}), run_row("p", {ODD: (1.0, 2.0)})], None),
+    ([run_row("zero", {ODD: (0.0, None)}), run_row("pos", {ODD: (1000.0, 1.0)})], None),
+    ([run_row("tiny", {PPL: (5e-324, 1.0)}), run_row("huge", {PPL: (1e300, 1e299)})], None),
+    ([run_row("wide", {ACC: (0.5, 1e308)}), run_row("none", {ACC: (0.0, 0.0)})], None),  # 100 x stderr overflows
+])
+def test_leaderboard_chart_is_drawn_for_any_checked_input(tmp_path, rows, columns):
+    table = build_table(rows, columns=columns)
+    valid_images(save_figure(leaderboard_figure(table), tmp_path / "bars"))
+
+
+def test_columns_without_values_are_named_on_the_chart(tmp_path):
+    table = build_table([run_row("a", {ACC: (0.5, 0.1)}, missing=[PPL])])
+    fig = leaderboard_figure(table)
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert ax.get_title() == "sBLIMP acc (%) ↑"
+    assert fig.get_suptitle().endswith("\nno value in any row: continuation GenPPL ↓")
+    empty = build_table([run_row("a", {}, missing=[ACC])])
+    fig = leaderboard_figure(empty)
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == [
+        "no column of the leaderboard has a value; see the table's notes"]
+    valid_images(save_figure(fig, tmp_path / "empty"))
+
+
+def test_chart_labels_are_one_line_and_shown_literally(tmp_path):
+    table = build_table([run_row("cost $5\nor $6", {ACC: (0.5, 0.1)})])
+    fig = leaderboard_figure(table)
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r"cost \$5 or \$6"]
+    png, _ = save_figure(fig, tmp_path / "bars")
+    assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_log_axis_only_when_every_bar_is_positive():
+    spread = build_table([run_row("a", {PPL: (2.0, None)}), run_row("b", {PPL: (500.0, None)})])
+    (ax,) = [ax for ax in leaderboard_figure(spread).axes if ax.get_visible()]
+    assert ax.get_xscale() == "log"
+    signed = build_table([run_row("a", {ODD: (-2.0, None)}), run_row("b", {ODD: (2.0, None)}),
+                          run_row("c", {ODD: (500.0, None)})])
+    (ax,) = [ax for ax in leaderboard_figure(signed).axes if ax.get_visible()]
+    assert ax.get_xscale() == "linear"
+
+
+def test_values_near_the_float_range_are_plotted_in_a_stated_power_of_ten():
+    table = build_table([run_row("big", {ODD: (1e308, 1e308)}), run_row("small", {ODD: (-5e307, 1e307)})])
+    (ax,) = [ax for ax in leaderboard_figure(table).axes if ax.get_visible()]
+    assert ax.get_xlabel() == "× 1e308"
+    assert [p.get_width() for p in ax.patches] == pytest.approx([1.0, -0.5])
+    assert all(math.isfinite(v) for v in ax.get_xlim())

@@ -13,6 +13,9 @@ from alignslm_eval.errors import UserError
 from alignslm_eval.leaderboard.collect import Column, Measurement, ProtocolField, Row, collect
 from alignslm_eval.leaderboard.render import (
     build_table,
+    csv_text,
+    markdown_escape,
+    plain_text,
     render_csv,
     render_html,
     render_latex,
@@ -174,10 +177,22 @@ class TableCells(HTMLParser):
             self.cell.append(data)
 
 
+def markdown_row(line: str) -> list[str]:
+    """A table line's cells as a GFM reader sees them: split at unescaped pipes, backslash escapes undone."""
+    cells, cell = [], ""
+    for token in re.findall(r"\\.|[^\\]", line):
+        if token == "|":
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += token[-1]
+    assert cell == "", f"text after the last pipe: {cell!r}"
+    return [c.strip() for c in cells[1:]]
+
+
 def markdown_cells(text: str) -> list[list[str]]:
     lines = [line for line in text.splitlines() if line.startswith("|") and not line.startswith("|---")]
-    return [[c.strip().replace("**", "").replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
-            for line in lines]
+    return [[c.replace("**", "") for c in markdown_row(line)] for line in lines]
 
 
 def mixed_table(tmp_path):
@@ -221,7 +236,7 @@ def test_latex_escapes_and_bolds(tmp_path):
     text = render_latex(mixed_table(tmp_path))
     assert r"\textbf{75.00 $\pm$ 1.50}" in text
     assert r"sWUGGY acc (\%) $\uparrow$" in text and r"GenPPL $\downarrow$" in text
-    assert r"Paper <model> \& co" in text
+    assert r"Paper \textless{}model\textgreater{} \& co" in text
     assert text.count(r"\begin{tabular}") == 1 and text.count(r"\end{tabular}") == 1
     rows = [line for line in text.splitlines() if line.endswith(r"\\") and " & " in line]
     separators = {len(re.findall(r"(?<!\\)&", line)) for line in rows}
@@ -255,3 +270,113 @@ def test_generation_pipeline_differences_are_footnoted(tmp_path):
         slam[4].notes[0] - 1]
     # Only the ASR differs between the two runs: their scored_fraction column says so, no other field.
     assert "differ in this column (generation)" in table.notes[a[5].notes[0] - 1]
+
+
+# --- free text from results files ------------------------------------------------------------------------------
+
+HOSTILE = "evil | name\nsecond line\r\n\t<script>alert(1)</script> $x^$ 50% \\ & _a_ *b* [c](d) ~~e~~ `f` #g {h}"
+HOSTILE_SHOWN = "evil | name second line <script>alert(1)</script> $x^$ 50% \\ & _a_ *b* [c](d) ~~e~~ `f` #g {h}"
+
+
+def hostile_table(tmp_path):
+    """A run whose model name, adapter, task name and file path are all hostile text, beside a plain run."""
+    doc = results_doc({"sblimp": task_entry(0.5), "odd|task\nx": task_entry(0.4)}, model_path="/ckpt/m",
+                      adapter={"name": "lora\n| r8 <b>"})
+    doc["model"]["name"] = HOSTILE
+    write(tmp_path / "we|ird\ndir" / "results_1.json", doc)
+    write(tmp_path / "plain" / "results_1.json", results_doc({"sblimp": task_entry(0.6)}, model_path="/ckpt/plain",
+                                                              weights="c" * 64, tokenizer_fp="tok-other"))
+    rows, _ = collect([tmp_path])
+    return build_table(sorted(rows, key=lambda r: r.name))
+
+
+def test_plain_text_is_one_printable_line():
+    assert plain_text("a\r\nb\tc\u2028d  e\n") == "a b c d e"
+    assert plain_text("red\x1b[31m \u202eevil \ud800") == "red\\x1b[31m \\u202eevil \\ud800"
+    assert plain_text("TWIST-1.3B (é, 日本)") == "TWIST-1.3B (é, 日本)"
+
+
+def test_free_text_is_held_on_one_line(tmp_path):
+    table = hostile_table(tmp_path)
+    hostile = next(line for line in table.cells if line[0].text.startswith("evil"))
+    assert hostile[0].text == HOSTILE_SHOWN
+    assert hostile[2].text == "lora | r8 <b>" and hostile[3].text == "we|ird dir/results_1.json"
+    assert "odd|task x acc (%) ↑" in table.header
+    texts = [c.text for line in table.cells for c in line] + table.header + table.notes
+    assert not any(ch in t for t in texts for ch in "\n\r\t")
+
+
+def test_markdown_escapes_free_text(tmp_path):
+    table = hostile_table(tmp_path)
+    text = render_markdown(table)
+    lines = text.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("|---")]
+    assert len(rows) == 3  # header and two rows: no name broke a line
+    assert {len(markdown_row(line)) for line in rows} == {4 + len(table.columns)}  # no name added a cell
+    assert markdown_cells(text)[1:] == [[c.text + "".join(f"[{n}]" for n in c.notes) for c in line]
+                                        for line in table.cells]
+    assert "<script>" not in text and "<b>" not in text  # raw HTML would be rendered by most Markdown readers
+    assert r"\<script\>alert(1)\</script\> \$x^\$ 50% \\ \& \_a\_ \*b\* \[c\](d) \~\~e\~\~ \`f\`" in text
+    assert "odd\\|task x acc" in lines[0]
+    # Underscores inside a word cannot start emphasis and stay as they are.
+    assert markdown_escape("results_2026-01-01.json scored_fraction") == "results_2026-01-01.json scored_fraction"
+    assert markdown_escape("__init__ _x") == r"\_\_init\_\_ \_x"
+
+
+def test_html_shows_free_text_as_text(tmp_path):
+    table = hostile_table(tmp_path)
+    text = render_html(table)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    parser = TableCells()
+    parser.feed(text)
+    parser.close()
+    assert parser.stack == []
+    assert parser.rows == markdown_cells(render_markdown(table))
+    assert HOSTILE_SHOWN in [r[0] for r in parser.rows]
+
+
+def test_latex_escapes_free_text(tmp_path):
+    table = hostile_table(tmp_path)
+    text = render_latex(table)
+    assert (r"evil \textbar{} name second line \textless{}script\textgreater{}alert(1)\textless{}/script"
+            r"\textgreater{} \$x\textasciicircum{}\$ 50\% \textbackslash{} \& \_a\_ *b* {[}c{]}(d) "
+            r"\textasciitilde{}\textasciitilde{}e\textasciitilde{}\textasciitilde{} `f` \#g \{h\}") in text
+    body = text[text.index(r"\midrule"):text.index(r"\bottomrule")].splitlines()[1:]
+    assert len(body) == 2 and all(line.endswith(r" \\") for line in body)
+    assert {len(re.findall(r"(?<!\\)&", line)) for line in body} == {3 + len(table.columns)}
+    # A line after \\ must not start with "[": LaTeX would read it as the \\'s optional length.
+    assert not re.search(r"\\\\\n\s*\[", text)
+
+
+def test_csv_keeps_free_text_on_one_line(tmp_path):
+    table = hostile_table(tmp_path)
+    rows = list(csv.reader(io.StringIO(render_csv(table))))
+    assert len(rows) == 3 and render_csv(table).count("\n") == 3
+    assert rows[1][0] == HOSTILE_SHOWN
+
+
+def formula_table(tmp_path):
+    mystery = Column("=2+5", "delta")  # a task named like a formula, with a metric of no declared range
+    doc = results_doc({"=2+5": task_entry(-0.5, stderr=0.25, headline="delta")}, model_path="/ckpt/m",
+                      adapter={"name": "+SUM(A1:A3)"})
+    doc["model"]["name"] = "=HYPERLINK(\"http://x\",\"y\")"
+    write(tmp_path / "@runs" / "results_1.json", doc)
+    rows, _ = collect([tmp_path])
+    return build_table(rows, columns=[mystery])
+
+
+def test_csv_neutralises_formula_text_but_not_negative_numbers(tmp_path):
+    text = render_csv(formula_table(tmp_path))
+    header, row = list(csv.reader(io.StringIO(text)))
+    assert header[6:] == ["'=2+5.delta (unknown direction)", "'=2+5.delta stderr", "'=2+5.delta best",
+                          "'=2+5.delta notes"]
+    assert row[:5] == ["'=HYPERLINK(\"http://x\",\"y\")", "40K", "'+SUM(A1:A3)", "'@runs/results_1.json", "run"]
+    assert row[6:8] == ["-0.5", "0.25"]  # numbers keep their sign
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+    ("a=1", "a=1"), ("", ""), ("'quoted", "'quoted"),
+])
+def test_csv_text_prefixes_a_quote_to_cells_that_start_like_formulas(text, shown):
+    assert csv_text(text) == shown
