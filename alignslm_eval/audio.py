@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,12 @@ def load_audio(path: Path, target_sr: int) -> np.ndarray:
         raise UserError(f"{path}: not a readable audio file ({reason}); re-export it as wav or flac")
     if data.shape[0] == 0:
         raise UserError(f"{path}: audio file has no samples; re-export it or remove it from the input list")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        # A float wav can hold NaN/Inf; left in, they collapse the file's units to one and score silently.
+        bad = int((~finite).sum())
+        raise UserError(f"{path}: {bad} of {len(finite)} samples are NaN or infinite (the first at "
+                        f"{int(np.argmin(finite)) / sr:.3f} s); repair or re-export the file, or remove it")
     wav = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if sr != target_sr:
         import torch
@@ -44,9 +52,12 @@ def load_audio(path: Path, target_sr: int) -> np.ndarray:
 
 
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks. Only a regular file is read: a FIFO or a device named
+    like audio would block or never end."""
     h = hashlib.sha256()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UserError(f"{path}: not a regular file (a pipe, device or directory); give the path of an audio file")
         with open(path, "rb") as f:
             while chunk := f.read(_HASH_CHUNK):
                 h.update(chunk)

@@ -12,6 +12,7 @@ import yaml
 
 from alignslm_eval.errors import ArgumentParser, UserError, run_command
 from alignslm_eval.paths import check_directory, check_output_file
+from alignslm_eval.redaction import redact_command
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
 VOCODER_FILE = "alignslm_vocoder.json"
@@ -111,7 +112,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
                    help="environment variable holding the judge API key (the key is never written anywhere)")
     g.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at most")
-    g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds before a judge request is retried")
+    g.add_argument("--judge-timeout", type=float, default=60.0,
+                   help="seconds one judge request may take in all (connect, wait and read), before it is retried")
     g.add_argument("--judge-prompt", type=Path, help="judge prompt template: a text file with {prompt} and "
                    "{continuation}, or slamkit's llm_as_judge.yaml")
     g.add_argument("--judge-answer-pattern", help="regular expression whose last match's first group is the judge's "
@@ -121,6 +123,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed judge request")
     g.add_argument("--judge-temperature", type=float, default=0.0)
     g.add_argument("--judge-max-tokens", type=int, default=256)
+    g.add_argument("--judge-retry-unparsable", action="store_true",
+                   help="ask the judge again for samples whose cached answer held no readable score (they are "
+                   "otherwise final: an unparsable answer is a real answer)")
 
 
 def _component_spec(value: str, args_text: str, flag: str) -> tuple[str, dict[str, str]]:
@@ -168,6 +173,7 @@ def scorer_options(args: argparse.Namespace) -> dict[str, Any]:
         "judge_api_key_env": args.judge_api_key_env, "judge_concurrency": args.judge_concurrency,
         "judge_timeout_s": args.judge_timeout, "judge_max_retries": args.judge_max_retries,
         "judge_temperature": args.judge_temperature, "judge_max_tokens": args.judge_max_tokens,
+        "judge_retry_unparsable": args.judge_retry_unparsable,
         "device": getattr(args, "device", "cpu"),
         "mos_checkpoint": str(args.mos_checkpoint) if args.mos_checkpoint else None,
     }
@@ -319,8 +325,12 @@ def cmd_run(argv: Sequence[str]) -> int:
     unknown = sorted(set(task_data) - {s.name for s in specs} - set(skipped))
     if unknown:
         raise UserError(f"--task-data for {', '.join(unknown)}: not among the tasks run ({args.tasks})")
+    output_dir = args.output_path / model_name(args.model, args.adapter)
+    if args.limit is not None:
+        # A partial run's files (submission, samples, items) go beside the full run's, never over them.
+        output_dir = output_dir / f"limit-{args.limit}"
     settings = EvalSettings(
-        output_dir=args.output_path / model_name(args.model, args.adapter),
+        output_dir=output_dir,
         data_root=data_root,
         task_data=task_data,
         cache_dir=cache_dir,
@@ -328,7 +338,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         limit=args.limit,
         seed=args.seed,
         log_samples=args.log_samples,
-        command=["alignslm-eval", *argv],
+        command=redact_command(["alignslm-eval", *argv]),
         skipped=skipped,
     )
     tasks = prepare_tasks(specs, settings)
@@ -449,7 +459,8 @@ def cmd_score(argv: Sequence[str]) -> int:
     files = {"run_dir": str(run.root)}
     if args.log_samples:
         files["samples"] = str(write_samples_log(output.with_name(f"{output.stem}_samples.jsonl"), items, scores))
-    doc = {"schema_version": SCHEMA_VERSION, "created": created, "command": ["alignslm-eval", "score", *argv],
+    doc = {"schema_version": SCHEMA_VERSION, "created": created,
+           "command": redact_command(["alignslm-eval", "score", *argv]),
            "environment": environment(), "model": run.identity["model"],
            "tasks": {"rescore": {"settings": settings, "pipeline": pipeline,
                                  "result": aggregate_scores(scores).to_json(), "unscored": unscored_reasons(scores),

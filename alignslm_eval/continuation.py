@@ -32,6 +32,7 @@ from alignslm_eval.api.model import SamplingConfig, UnitLM
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.api.vocoder import Vocoder
+from alignslm_eval.atomic import replacing, write_text
 from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.errors import UserError
 from alignslm_eval.results import write_json
@@ -130,7 +131,7 @@ class ContinuationRun:
                     "prompt_seconds": prompt_seconds, "dedup": dedup}
         root = Path(parent) / key_of(identity)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "run.json").write_text(json.dumps(identity, indent=2, default=str) + "\n")
+        write_text(root / "run.json", json.dumps(identity, indent=2, default=str) + "\n")
         return cls(root)
 
     def recorded(self, kind: str) -> Optional[dict[str, Any]]:
@@ -232,9 +233,8 @@ class ContinuationRun:
                 if not path.is_file():
                     wav = (vocoder.synthesize(units, np.asarray(durations[key], dtype=np.int64)) if len(units)
                            else np.zeros(0, dtype=np.float32))
-                    tmp = path.with_suffix(".tmp.wav")
-                    sf.write(str(tmp), wav, vocoder.sample_rate, subtype="PCM_16", format="WAV")
-                    tmp.replace(path)  # a wav that exists is complete
+                    with replacing(path) as tmp:  # a wav that exists is complete
+                        sf.write(str(tmp), wav, vocoder.sample_rate, subtype="PCM_16", format="WAV")
                 item.wav = str(path)
                 item.durations = durations[key]
 
@@ -302,10 +302,10 @@ class ContinuationRun:
         the score file's key so another ASR or vocoder never reuses these scores."""
         path = self.root / "scores" / f"{scorer.metric}-{key_of([scorer.describe(), upstream or {}])}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        (path.with_suffix(".json")).write_text(json.dumps(scorer.describe(), indent=2, default=str) + "\n")
-        # Errors (a judge that timed out, a server that failed) are not final: a rerun tries those items again.
-        done = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)
-                if not str(row.get("status", "")).startswith("error")}
+        write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")
+        # Scores that are not final (errors, see ContinuationScorer.is_final) are tried again.
+        stored = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)}
+        done = {key: s for key, s in stored.items() if scorer.is_final(s)}
         todo = [i for i in items if _item_key(i) not in done]
         with open_append(path) as log:
             # Chunks: the scorer may batch or run requests concurrently within one, and each finished chunk is on

@@ -19,7 +19,10 @@ def run_command(prog: str, body: Callable[[], int], interrupted: str) -> int:
     try:
         return body()
     except UserError as e:
-        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        from alignslm_eval.redaction import redact_text
+
+        # Messages quote flags back, and a URL flag may carry a credential.
+        print(f"{prog}: error: {redact_text(' '.join(str(e).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
@@ -36,4 +39,6 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad flag on one line, like UserError, instead of reprinting the whole usage."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from alignslm_eval.redaction import redact_text
+
+        self.exit(2, f"{self.prog}: error: {redact_text(message)} (see {self.prog} --help)\n")

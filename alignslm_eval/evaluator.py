@@ -21,6 +21,7 @@ from alignslm_eval.api.model import LogLikelihood, UnitLM
 from alignslm_eval.api.registry import SCORERS, TASK_KINDS
 from alignslm_eval.api.task import AudioItem, GenerationTask, Task, TaskData, TaskSpec
 from alignslm_eval.api.tokenizer import SpeechTokenizer
+from alignslm_eval.atomic import replacing, write_text
 from alignslm_eval.audio import file_sha256, load_audio
 from alignslm_eval.cache import UnitCache
 from alignslm_eval.continuation import open_append
@@ -139,7 +140,10 @@ def evaluate_task(
     started = time.time()
     spec, task, data, data_dir = prepared.spec, prepared.task, prepared.data, prepared.data_dir
     items = sorted(data.items.values(), key=lambda i: i.key)
-    hashes = {i.key: file_sha256(i.path) for i in tqdm(items, desc=f"{spec.name}: hashing", unit="file")}
+    hashes = {}
+    with tqdm(items, desc=f"{spec.name}: hashing", unit="file") as bar:  # closed before an error is printed
+        for item in bar:
+            hashes[item.key] = file_sha256(item.path)
     dhash = dataset_hash(data, hashes)
     units = tokenize_items(items, hashes, tokenizer, cache)
 
@@ -186,7 +190,7 @@ def evaluate_task(
         files["submission"] = [str(p) for p in extra]
     if settings.log_samples:
         samples = settings.output_dir / f"samples_{spec.name}.jsonl"
-        with open(samples, "w", encoding="utf-8") as f:
+        with replacing(samples) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for c in data.choices:
                 f.write(json.dumps({
                     "choice": c.id,
@@ -254,5 +258,5 @@ def evaluate(
         suffix += 1
         path = settings.output_dir / f"results_{results['created']}_{suffix}.json"
     write_json(path, results)
-    path.with_suffix(".md").write_text(markdown_summary(results), encoding="utf-8")
+    write_text(path.with_suffix(".md"), markdown_summary(results))
     return results, path

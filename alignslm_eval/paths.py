@@ -23,7 +23,8 @@ def check_directory(path: Optional[Path], flag: str, must_exist: bool = False) -
     blocker = _blocking_file(path)
     if blocker is not None:
         where = "it" if blocker == path else str(blocker)
-        raise UserError(f"{flag} {path}: {where} is a file, not a directory; choose a directory (created if missing)")
+        created = "" if must_exist else " (created if missing)"
+        raise UserError(f"{flag} {path}: {where} is a file, not a directory; choose a directory{created}")
     if must_exist and not path.is_dir():
         raise UserError(f"{flag} {path}: directory does not exist")
 

@@ -16,6 +16,7 @@ from alignslm_eval.api.task import GenerationTask
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.atomic import replacing
 from alignslm_eval.continuation import ContinuationRun, Prompt
 
 
@@ -109,7 +110,7 @@ def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str
     """One JSON line per sample: what the pipeline made of it (units, durations, wav, transcripts) and each score
     with its status and detail (the judge's raw answer among them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, item in enumerate(items):
             row = item.to_json()
             row["scores"] = {metric: values[i].to_json() for metric, values in scores.items()}

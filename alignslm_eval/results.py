@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import alignslm_eval
+from alignslm_eval.atomic import write_text
 from alignslm_eval.paths import check_output_file
 
 SCHEMA_VERSION = 1
@@ -68,9 +69,7 @@ def write_json(path: Path, data: Any) -> None:
     path = Path(path)
     check_output_file(path, "results file", "results.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:

@@ -18,8 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from alignslm_eval.atomic import write_text
 from alignslm_eval.errors import ArgumentParser, UserError, run_command
 from alignslm_eval.paths import check_directory
+from alignslm_eval.redaction import redact_command
 
 STAGES = ("sample", "score", "pairs", "dpo")
 MERGED_FROM = "alignslm_merged_from.json"
@@ -62,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pair-rule", choices=["judge_threshold", "perplexity"], default="judge_threshold")
     g.add_argument("--schedule", default="3:1,4:2", help="judge thresholds per round, CHOSEN_MIN:REJECTED_MAX,...")
     g.add_argument("--max-auto-bleu", type=float, default=0.3, help="drop pairs whose prompt+chosen repeats this much")
+    g.add_argument("--allow-unscored", action="store_true",
+                   help="make pairs even when scoring failed for some samples (e.g. judge errors), from the scored "
+                   "ones; the counts go into pairs_report.json and COMPLETE.json (default: refuse, rerun to retry)")
     d = p.add_argument_group("DPO and LoRA")
     d.add_argument("--beta", type=float, default=0.1)
     d.add_argument("--learning-rate", type=float, default=5e-5)
@@ -202,9 +207,7 @@ def _record(output_dir: Path, sections: dict[str, dict[str, Any]], command: list
     commands = stored.get("commands") or ([stored["command"]] if "command" in stored else [])
     if commands[-1:] != [command]:
         commands.append(command)
-    tmp = output_dir / "config.json.tmp"
-    tmp.write_text(json.dumps({"settings": settings, "commands": commands}, indent=2) + "\n")
-    tmp.replace(output_dir / "config.json")
+    write_text(output_dir / "config.json", json.dumps({"settings": settings, "commands": commands}, indent=2) + "\n")
 
 
 def cmd_train(argv: Sequence[str]) -> int:
@@ -226,7 +229,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     settings = _result_settings(args, dpo)
     settings = {s: settings[s] for stage in stages for s in STAGE_SECTIONS[stage]}
     _refuse_other_settings(args.output_dir, settings)
-    command = ["alignslm-train", *argv]
+    command = redact_command(["alignslm-train", *argv])
 
     cache_dir = args.cache_dir or default_cache_dir()
     model = args.model
@@ -240,7 +243,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         model=model, prompts=args.prompts, output_dir=args.output_dir, rounds=args.rounds,
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_k=args.top_k,
         max_new_tokens=args.max_new_tokens, prompt_seconds=args.prompt_seconds, pair_rule=args.pair_rule,
-        schedule=_schedule(args.schedule), max_auto_bleu=args.max_auto_bleu,
+        schedule=_schedule(args.schedule), max_auto_bleu=args.max_auto_bleu, allow_unscored=args.allow_unscored,
         eval_tasks=[t.strip() for t in args.eval_tasks.split(",") if t.strip()], eval_every=args.eval_every,
         eval_limit=args.eval_limit, eval_data_root=args.eval_data_root, seed=args.seed,
     )

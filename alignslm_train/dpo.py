@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from alignslm_eval.atomic import write_text
 from alignslm_eval.errors import UserError
 from alignslm_eval.vocab import UnitVocabulary
 
@@ -431,11 +432,19 @@ def _last_checkpoint(checkpoints: Path) -> Optional[Path]:
 
 
 def _trim_log(path: Path, keep_through_step: int) -> None:
-    """Drop log lines past the step training restarts from, so a resumed run does not log a step twice."""
+    """Drop log lines past the step training restarts from, so a resumed run does not log a step twice, and a line
+    a kill cut short (it is logged again when its step is redone)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= keep_through_step]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(step, int) and step <= keep_through_step:
+            kept.append(line)
+    write_text(path, "".join(line + "\n" for line in kept))
 
 
 class _JsonlLog(TrainerCallback):

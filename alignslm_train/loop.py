@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from alignslm_eval.api.model import SamplingConfig
 from alignslm_eval.api.scorer import ContinuationScorer
+from alignslm_eval.atomic import replacing, write_text
 from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompts, key_of
 from alignslm_eval.errors import UserError
 from alignslm_eval.models.hf_unit_lm import ADAPTER_CHAIN_FILE, HFUnitLM
@@ -52,6 +54,8 @@ class AlignConfig:
     pair_rule: str = "judge_threshold"
     schedule: list[list[float]] = field(default_factory=lambda: [list(x) for x in DEFAULT_SCHEDULE])
     max_auto_bleu: Optional[float] = 0.3  # slamkit's filter on prompt + chosen
+    #: train on the scored samples even when scoring failed for some (judge errors); the counts are recorded
+    allow_unscored: bool = False
     eval_tasks: list[str] = field(default_factory=list)
     eval_every: int = 0
     eval_limit: Optional[int] = 20
@@ -107,24 +111,49 @@ def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: P
     items = run.items()
     scores, _ = score_continuations(run, items, run.prompts(), scorers, components)
     path = config.round_dir(k) / "scores.jsonl"
-    with open(path.with_suffix(".tmp"), "w", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, item in enumerate(items):
             f.write(json.dumps({"run": run.root.name, "prompt_id": item.prompt_id, "sample": item.sample,
                                 "text": item.text,
                                 "prompt_text": item.prompt_text, "units": item.units,
                                 "scores": {m: v[i].value for m, v in scores.items()},
                                 "status": {m: v[i].status for m, v in scores.items()}}) + "\n")
-    path.with_suffix(".tmp").replace(path)
     return path
 
 
+def unscored_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """metric -> status -> how many samples of `rows` (scores.jsonl lines) have no value, and why: "unparsable" (the
+    judge answered, with no readable score), "error: ..." (scoring failed: no answer), "no transcript", ..."""
+    counts: dict[str, Counter[str]] = {}
+    for r in rows:
+        for metric, value in r["scores"].items():
+            if value is None:
+                counts.setdefault(metric, Counter())[str(r["status"].get(metric))] += 1
+    return {metric: dict(c.most_common()) for metric, c in sorted(counts.items())}
+
+
+def failed_count(unscored: dict[str, dict[str, int]]) -> int:
+    """Samples whose score is missing because scoring failed (and a rerun would try again), over all metrics."""
+    return sum(n for statuses in unscored.values() for status, n in statuses.items() if status.startswith("error"))
+
+
 def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]:
+    """Pairs from the round's scores. Refused while scoring failed for some sample (a judge error), unless
+    `config.allow_unscored`: pairs from partial scores would silently differ from a healthy judge's."""
     scores_file = config.round_dir(k) / "scores.jsonl"
     if not scores_file.is_file():
         raise UserError(f"round {k} has no scores yet; run --stage score --round {k}")
     rows = list(_read_jsonl(scores_file))
     if any(r.get("run") != run.root.name for r in rows):
         raise UserError(f"{scores_file} scores another sampling run than {run.root}; run --stage score --round {k}")
+    unscored = unscored_counts(rows)
+    failed = failed_count(unscored)
+    if failed and not config.allow_unscored:
+        reasons = "; ".join(f"{metric}: {n} x {status}" for metric, statuses in unscored.items()
+                            for status, n in statuses.items() if status.startswith("error"))
+        raise UserError(f"round {k}: scoring failed for {failed} of {len(rows)} samples ({reasons}), so no pairs are "
+                        "made from partial scores; rerun the same command to retry only those, or pass "
+                        "--allow-unscored to train on the scored samples")
     prompt_units = {r["prompt_id"]: r["prompt_units"] for r in _read_jsonl(run.root / "samples.jsonl")}
     candidates: dict[str, Candidate] = {}
     for r in rows:
@@ -134,13 +163,13 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
     rule_args = config.rule_args(k)
     pairs, reasons = select_pairs(list(candidates.values()), config.pair_rule, rule_args, config.max_auto_bleu)
     out = config.round_dir(k)
-    with open(out / "pairs.jsonl.tmp", "w", encoding="utf-8") as f:
+    with replacing(out / "pairs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
         for p in pairs:
             f.write(json.dumps(p.to_json()) + "\n")
-    (out / "pairs.jsonl.tmp").replace(out / "pairs.jsonl")
     report = {"round": k, "rule": config.pair_rule, "rule_args": rule_args, "max_auto_bleu": config.max_auto_bleu,
-              "prompts": len(candidates), "pairs": len(pairs), "no_pair": dict(reasons)}
-    (out / "pairs_report.json").write_text(json.dumps(report, indent=2) + "\n")
+              "prompts": len(candidates), "samples": len(rows), "pairs": len(pairs), "no_pair": dict(reasons),
+              "unscored": unscored, "failed": failed, "allow_unscored": config.allow_unscored}
+    write_text(out / "pairs_report.json", json.dumps(report, indent=2) + "\n")
     if rows:
         from alignslm_eval.leaderboard.plots import read_scores, save_figure, scores_figure
 
@@ -168,10 +197,13 @@ def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, call
     result = train_dpo(base.model, base.vocab, preference, out, dpo_settings, callbacks=callbacks)
     earlier = [str(Path("..") / ".." / f"round-{j}" / "adapter") for j in range(1, k)]
     (Path(result.adapter_dir) / ADAPTER_CHAIN_FILE).write_text(json.dumps(earlier) + "\n")
+    report = json.loads((out / "pairs_report.json").read_text())
     record = {"round": k, "pairs": len(pairs), "adapter": str(result.adapter_dir),
+              # what the pairs were made from: samples left unscored, and whether failed ones were let through
+              **{key: report.get(key) for key in ("samples", "unscored", "failed", "allow_unscored")},
               "dpo": {key: getattr(result, key) for key in ("train_loss_first", "train_loss_last",
                                                             "reward_accuracy_first", "reward_accuracy_last",
                                                             "steps", "seconds")},
               "settings": asdict(dpo_settings), "config": json.loads(json.dumps(asdict(config), default=str))}
-    (out / COMPLETE).write_text(json.dumps(record, indent=2) + "\n")
+    write_text(out / COMPLETE, json.dumps(record, indent=2) + "\n")
     return Path(result.adapter_dir)

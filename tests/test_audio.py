@@ -98,3 +98,24 @@ def test_file_sha256_streams_large_files(audio: Path, tmp_path: Path) -> None:
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(UserError, match="nope.bin"):
         file_sha256(tmp_path / "nope.bin")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_samples_are_refused_naming_the_file_and_where(audio: Path, tmp_path: Path, bad: float) -> None:
+    # The audit's case: a 2000-sample burst in real speech, stored as float so the values survive.
+    wav, sr = sf.read(str(audio / "ljspeech_LJ002-0020.wav"), dtype="float32")
+    wav[sr : sr + 2000] = bad
+    path = tmp_path / "burst.wav"
+    sf.write(str(path), wav, sr, subtype="FLOAT")
+    with pytest.raises(UserError, match=rf"burst.wav: 2000 of {len(wav)} samples are NaN or infinite \(the first at "
+                                        r"1.000 s\)"):
+        load_audio(path, 16000)
+
+
+def test_a_fifo_named_like_audio_is_refused_instead_of_hashed_forever(tmp_path: Path) -> None:
+    fifo = tmp_path / "stream.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="stream.wav: not a regular file"):
+        file_sha256(fifo)
+    with pytest.raises(UserError, match="stream.wav: not a file"):
+        load_audio(fifo, 16000)

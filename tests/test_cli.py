@@ -126,7 +126,7 @@ def test_limit_and_overrides_are_recorded(setup, tmp_path, capsys):
     args = eval_args(data, model, tmp_path / "o", "--limit", 1, "--set", "sstorycloze.reduction=sum",
                      "--seed", 7)
     assert run(args, capsys)[0] == 0
-    res = results_of(tmp_path / "o")
+    res = results_of(next((tmp_path / "o").iterdir()))  # under <model>/limit-1/
     assert res["seed"] == 7
     assert res["tasks"]["sstorycloze"]["protocol"]["reduction"] == "sum"
     assert all(t["dataset"]["n_choices"] == 1 and t["dataset"]["limit"] == 1 for t in res["tasks"].values())
@@ -243,6 +243,8 @@ def test_a_file_where_a_directory_belongs_is_named(setup, tmp_path, capsys, flag
     # argparse keeps the last value of a repeated flag
     code, _, err = run(eval_args(data, model, tmp_path / "o", flag, tmp_path / "afile.txt"), capsys)
     assert_one_line_error(code, err, flag, "afile.txt", "not a directory")
+    # An input directory is never created for the user, so its message does not say it would be.
+    assert ("(created if missing)" in err) == (flag != "--data-root")
 
 
 def test_argparse_errors_are_one_line_too(setup, tmp_path, capsys):
@@ -276,3 +278,59 @@ def test_bad_task_settings_fail_before_the_demo_is_built(tmp_path, capsys, monke
     code, _, err = run(["--model", "demo", "--tasks", task, "--set", f"{task}.{setting}",
                         "--output-path", tmp_path / "o"], capsys)
     assert_one_line_error(code, err, *needles)
+
+
+def test_nan_burst_in_a_benchmark_file_is_a_one_line_error(setup, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    data, model = setup
+    data = copy_tree(data, tmp_path / "d")
+    path = data / "lexical" / "dev" / "f004.wav"
+    wav, sr = sf.read(str(path), dtype="float32")
+    wav[100:2100] = np.nan
+    sf.write(str(path), wav, sr, subtype="FLOAT")
+    code, _, err = run(eval_args(data, model, tmp_path / "o", "--tasks", "swuggy", "--cache-dir", tmp_path / "c"),
+                       capsys)
+    assert_one_line_error(code, err, "f004.wav", "2000 of", "NaN or infinite")
+
+
+def test_a_fifo_named_like_a_benchmark_file_is_refused_not_hashed_forever(setup, tmp_path, capsys):
+    import os
+
+    data, model = setup
+    data = copy_tree(data, tmp_path / "d")
+    (data / "sSC" / "1_st2_incorrect.wav").unlink()
+    os.mkfifo(data / "sSC" / "1_st2_incorrect.wav")
+    code, _, err = run(eval_args(data, model, tmp_path / "o", "--tasks", "sstorycloze"), capsys)
+    assert_one_line_error(code, err, "1_st2_incorrect.wav", "not a regular file")
+
+
+def test_a_limit_run_writes_beside_the_full_run_never_over_it(setup, tmp_path, capsys):
+    data, model = setup
+    out = tmp_path / "o"
+    assert run(eval_args(data, model, out, "--tasks", "swuggy", "--log-samples"), capsys)[0] == 0
+    full = results_of(out)
+    files = [Path(p) for p in (full["tasks"]["swuggy"]["files"]["samples"],
+                               *full["tasks"]["swuggy"]["files"]["submission"])]
+    before = {p: p.read_bytes() for p in files}
+    assert run(eval_args(data, model, out, "--tasks", "swuggy", "--log-samples", "--limit", 2), capsys)[0] == 0
+    assert {p: p.read_bytes() for p in files} == before  # the full run's files are untouched
+    partial = json.loads(next(out.glob("*/limit-2/results_*.json")).read_text())
+    assert partial["tasks"]["swuggy"]["dataset"]["limit"] == 2
+    assert all("/limit-2/" in p for p in partial["tasks"]["swuggy"]["files"]["submission"])
+    assert len(list(out.glob("*/results_*.json"))) == 1
+
+
+def test_credentials_in_the_judge_url_reach_no_file_and_no_terminal(setup, tmp_path, capsys):
+    data, model = setup
+    url = "http://user:sk-userinfo-secret@127.0.0.1:9/v1?api-key=sk-query-secret"
+    code, out, err = run(eval_args(data, model, tmp_path / "o", "--tasks", "sstorycloze", "--judge-base-url", url),
+                         capsys)
+    assert code == 0, err
+    code, out2, err2 = run(eval_args(data, model, tmp_path / "o", "--tasks", "nope", "--judge-base-url", url), capsys)
+    assert code == 2
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "o").rglob("*") if p.is_file())
+    for text in (written, out, err, out2, err2):
+        assert "secret" not in text
+    assert "http://127.0.0.1:9/v1?api-key=***" in json.dumps(results_of(tmp_path / "o")["command"])

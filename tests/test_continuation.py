@@ -453,3 +453,26 @@ def test_append_after_a_hard_kill_starts_a_new_line(tmp_path):
     with open_append(log) as f:
         f.write('{"c": 3}\n')
     assert list(_read_jsonl(log)) == [{"a": 1}, {"c": 3}]
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_output_path_both_finish_with_the_same_scores(setup, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root, model, _ = setup
+    args = [sys.executable, "-m", "alignslm_eval.cli", "--model", str(model), "--tasks", "signal_quality",
+            "--data-root", str(root / "data"), "--output-path", str(tmp_path / "runs"),
+            "--set", "signal_quality.max_new_tokens=40", "--set", "signal_quality.samples=16", "--log-samples"]
+    env = {**os.environ, "ALIGNSLM_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outcomes = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (_, err) in zip(procs, outcomes):
+        assert proc.returncode == 0, err
+    results = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs" / "model").glob("results_*.json"))]
+    assert len(results) == 2
+    assert results[0]["tasks"]["signal_quality"]["result"] == results[1]["tasks"]["signal_quality"]["result"]
+    run_dir = Path(results[0]["tasks"]["signal_quality"]["pipeline"]["run_dir"])
+    assert not list(run_dir.rglob("*.tmp")) and len(list(run_dir.rglob("*.wav"))) == 3 * 16

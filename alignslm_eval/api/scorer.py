@@ -60,6 +60,11 @@ class ContinuationScorer(ABC):
         required option comes from when it is missing."""
         return cls()
 
+    def is_final(self, score: Score) -> bool:
+        """Whether a stored score stands on a rerun. Errors (a judge that timed out, a server that failed) are not
+        final, so a rerun scores those items again; a scorer may treat more statuses as worth another try."""
+        return not str(score.status).startswith("error")
+
     @abstractmethod
     def score(self, items: Sequence[Continuation]) -> list[Score]:
         """One Score per item, in order."""

@@ -26,6 +26,8 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from alignslm_eval.atomic import replacing
+
 DEMO_NAME = "demo"
 DEMO_VERSION = 2
 N_UNITS = 64
@@ -90,9 +92,8 @@ def _speak_training_sentences(sentences: list[str], folder: Path) -> list[Path]:
         if not path.is_file():
             voice = Voice.parse(spec)
             wav, rate = tts.synthesize(sentences[i], voice.name, voice.rate, voice.pitch)
-            tmp = path.with_suffix(".tmp.wav")
-            sf.write(str(tmp), to_16k(wav, rate), SAMPLE_RATE, subtype="PCM_16")
-            tmp.replace(path)  # a file that exists is complete
+            with replacing(path) as tmp:  # a file that exists is complete
+                sf.write(str(tmp), to_16k(wav, rate), SAMPLE_RATE, subtype="PCM_16", format="WAV")
         paths.append(path)
     return paths
 

@@ -267,6 +267,61 @@ def test_killed_run_resumes_from_its_last_checkpoint(checkpoints, tmp_path):
     assert second.log_history[0]["loss"] == first.log_history[0]["loss"]
 
 
+# Appends training-step logs with the trainer's own logger, each line large enough that a kill lands inside one.
+_LOG_WRITER = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from alignslm_train.dpo import _JsonlLog
+
+log = _JsonlLog(Path(sys.argv[1]))
+print("ready", flush=True)
+step = 5
+while True:
+    log.on_log(None, SimpleNamespace(global_step=step, is_world_process_zero=True), None,
+               {"loss": 0.1, "padding": "x" * 20_000_000})
+    step += 1
+"""
+
+
+def _kill_mid_line(log: Path) -> None:
+    """Run _LOG_WRITER on `log` in a real process and kill -9 it while a line is half written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    complete = log.read_bytes()
+    for _ in range(20):
+        log.write_bytes(complete)
+        proc = subprocess.Popen([sys.executable, "-c", _LOG_WRITER, str(log)], stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b"ready\n"
+        while log.stat().st_size <= len(complete) + 1_000_000 and proc.poll() is None:
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        data = log.read_bytes()
+        if not data.endswith(b"\n"):
+            return
+    pytest.fail("no kill landed inside a line in 20 tries")
+
+
+def test_a_run_killed_while_writing_its_log_resumes(checkpoints, tmp_path):
+    pairs = synthetic_pairs(8, seed=4)
+    settings = dict(FAST, per_device_batch_size=4, save_steps=2)
+    first = train_dpo(load(checkpoints["slam"]).model, load(checkpoints["slam"]).vocab, pairs, tmp_path,
+                      DPOSettings(max_steps=4, **settings))
+    log = tmp_path / "dpo_log.jsonl"
+    _kill_mid_line(log)
+    lm = load(checkpoints["slam"])
+    second = train_dpo(lm.model, lm.vocab, pairs, tmp_path, DPOSettings(max_steps=6, **settings))
+    assert second.steps == 6
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # every line whole again
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6] and "padding" not in lines[4]
+    assert lines[0]["loss"] == first.log_history[0]["loss"]
+
+
 def test_target_module_the_model_lacks_is_a_user_error_naming_its_layers(checkpoints, tmp_path):
     lm = load(checkpoints["twist"])
     settings = DPOSettings(target_modules=["q_proj", "nosuchmodule"], **FAST)

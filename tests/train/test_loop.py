@@ -158,3 +158,52 @@ def test_eval_log_plots_and_merged_checkpoint_matches_the_adapter(trained, demo,
     assert scores[0] == pytest.approx(scores[1], abs=1e-4) and abs(scores[0] - scores[2]) > 1e-3
     # The merged dir carries the speech tokenizer and vocoder its base named, so it evaluates on its own.
     assert (tmp_path / "merged" / "alignslm_tokenizer.json").is_file() and (tmp_path / "merged" / "tokenizer.npz").is_file()
+
+
+def _scored_round(tmp_path, statuses: list[list[str]]):
+    """A round dir with one recorded sampling run and scores.jsonl: prompt p<i>, sample k has rating k+1 when its
+    status is "ok", else no rating and that status."""
+    from alignslm_eval.continuation import ContinuationRun
+    from alignslm_train.loop import AlignConfig
+
+    config = AlignConfig(model="m", prompts=tmp_path, output_dir=tmp_path / "out", schedule=[[3.0, 1.0]])
+    run_root = config.round_dir(1) / "continuations" / "run0"
+    run_root.mkdir(parents=True)
+    (run_root / "run.json").write_text("{}")
+    with open(run_root / "samples.jsonl", "w") as f, open(config.round_dir(1) / "scores.jsonl", "w") as s:
+        for i, row in enumerate(statuses):
+            f.write(json.dumps({"prompt_id": f"p{i}", "prompt_units": [1, 2]}) + "\n")
+            for k, status in enumerate(row):
+                value = float(k + 1) if status == "ok" else None
+                s.write(json.dumps({"run": "run0", "prompt_id": f"p{i}", "sample": k, "text": f"text {i} {k}",
+                                    "prompt_text": "a prompt", "units": [k], "scores": {"semantic_rating": value},
+                                    "status": {"semantic_rating": status}}) + "\n")
+    return config, ContinuationRun(run_root)
+
+
+def test_pairs_are_refused_while_judge_errors_remain_and_unparsable_answers_are_counted_apart(tmp_path):
+    from alignslm_eval.errors import UserError
+    from alignslm_train.loop import stage_pairs
+
+    statuses = [["ok", "ok", "ok"], ["ok", "error: HTTP 500 after 1 attempt(s)", "ok"], ["unparsable", "ok", "ok"]]
+    config, run = _scored_round(tmp_path, statuses)
+    with pytest.raises(UserError, match=r"round 1: scoring failed for 1 of 9 samples \(semantic_rating: 1 x error: "
+                                        r"HTTP 500 after 1 attempt\(s\)\).*rerun the same command to retry only those"
+                                        r".*--allow-unscored"):
+        stage_pairs(config, 1, run)
+    assert not (config.round_dir(1) / "pairs.jsonl").exists()
+    config.allow_unscored = True
+    pairs = stage_pairs(config, 1, run)
+    report = json.loads((config.round_dir(1) / "pairs_report.json").read_text())
+    assert report["unscored"] == {"semantic_rating": {"error: HTTP 500 after 1 attempt(s)": 1, "unparsable": 1}}
+    assert report["failed"] == 1 and report["allow_unscored"] is True and report["samples"] == 9
+    assert [p.prompt_id for p in pairs] == ["p0", "p1"]  # p2's best is 3 against 2: no sample rated <= 1
+
+
+def test_unparsable_answers_alone_do_not_hold_the_pairs_back(tmp_path):
+    from alignslm_train.loop import stage_pairs
+
+    config, run = _scored_round(tmp_path, [["ok", "unparsable", "ok"], ["ok", "ok", "ok"]])
+    assert len(stage_pairs(config, 1, run)) == 2
+    report = json.loads((config.round_dir(1) / "pairs_report.json").read_text())
+    assert report["failed"] == 0 and report["unscored"] == {"semantic_rating": {"unparsable": 1}}
