@@ -2,13 +2,15 @@
 
 Both find their candidates from the released file naming (StoryCloze may use a manifest CSV instead). Item keys
 are paths relative to the task's data dir, in posix form and without the extension. The helpers every task kind
-shares (`scored_choices`, `read_csv_rows`, `check_settings`) live here too.
+shares (`scored_choices`, `read_csv_rows`, `check_settings`, `compare_candidate_files`) live here too.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -16,8 +18,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_task_kind
 from alignslm_eval.api.task import SPEC_OVERRIDES, AudioItem, Choice, Metric, Task, TaskData, TaskResult, TaskSpec
+from alignslm_eval.audio import file_sha256
 from alignslm_eval.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
+
+log = logging.getLogger(__name__)
 
 
 def scored_choices(data: TaskData, choice_scores: Mapping[str, float]) -> list[tuple[Choice, float]]:
@@ -57,6 +62,76 @@ def read_csv_rows(path: Path, required: Sequence[str], what: str) -> list[tuple[
         raise UserError(f"{path}: cannot read {what} ({e})")
     except (UnicodeDecodeError, csv.Error) as e:
         raise UserError(f"{path}: not a readable CSV file ({e}); {what} must be UTF-8 CSV with a header row")
+
+
+def compare_candidate_files(paths: Sequence[Path]) -> tuple[Optional[tuple[int, int]], Optional[tuple[int, int]]]:
+    """(same_file, same_bytes) for the existing candidate files of one choice: each the indices (i, j) of the first
+    two candidates that are one file on disk (a repeated path under any spelling, a symlink or a hard link), or that
+    are two files with identical bytes; None when there are none.
+
+    A choice between a file and itself scores 0.5 whatever the model. Only candidates of equal size are hashed, so
+    this costs one stat per file on real data.
+    """
+    stats = []
+    for path in paths:
+        try:
+            stats.append(os.stat(path))
+        except OSError as e:  # e.g. a symlink whose target is gone
+            raise UserError(f"{path}: cannot read file ({e.strerror or e}); restore it or remove it from the benchmark")
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for j, st in enumerate(stats):
+        by_size[st.st_size].append(j)
+    groups = [indices for indices in by_size.values() if len(indices) > 1]
+    for indices in groups:
+        for n, i in enumerate(indices):
+            for j in indices[n + 1:]:
+                if os.path.samestat(stats[i], stats[j]):
+                    return (i, j), None
+    for indices in groups:
+        first_with: dict[str, int] = {}
+        for j in indices:
+            digest = file_sha256(paths[j])
+            if digest in first_with:
+                return None, (first_with[digest], j)
+            first_with[digest] = j
+    return None, None
+
+
+def warn_identical_audio(where: str, examples: Sequence[str]) -> None:
+    """One logged warning for the choices (`examples`: "<choice id>: <file> and <file>") whose candidates are
+    different files with the same bytes: not wrong data as such, but each scores 0.5 whatever the model."""
+    if examples:
+        log.warning(
+            "%s: %d choice(s) compare two files with identical audio, e.g. %s; each scores 0.5 whatever the model, "
+            "so check how those files were made", where, len(examples), examples[0],
+        )
+
+
+def _within(path: Path, folder: Path) -> bool:
+    def inside(p: str, f: str) -> bool:
+        return os.path.commonpath([p, f]) == f
+
+    # Lexically, so a symlink placed inside the folder counts as inside; or once resolved, so an absolute path
+    # spelled through another name of the folder counts too.
+    return inside(os.path.abspath(path), os.path.abspath(folder)) or inside(
+        os.path.realpath(path), os.path.realpath(folder)
+    )
+
+
+def audio_path_in(folder: Path, value: str) -> Optional[Path]:
+    """The file a benchmark list (manifest, gold.csv) names by `value`: relative to `folder` or absolute, with `.`
+    and `..` folded away (`sub/../a.wav` is `a.wav`); None if it lies outside `folder`.
+
+    A list must not read files outside its benchmark's folder: `../` in a downloaded manifest could reach anything.
+    """
+    folded = os.path.normpath(value)
+    if os.path.isabs(folded):
+        path = Path(folded)
+    elif folded == os.pardir or folded.startswith(os.pardir + os.sep):
+        return None
+    else:
+        path = Path(folder) / folded
+    return path if _within(path, Path(folder)) else None
 
 
 def _item_key(path: Path, data_dir: Path) -> str:
@@ -118,6 +193,7 @@ def storycloze_from_names(data_dir: Path) -> TaskData:
         )
     items: dict[str, AudioItem] = {}
     choices = []
+    identical: list[str] = []
     for pair_id in sorted(found):
         files = found[pair_id]
         for label, twin in (("correct", "incorrect"), ("incorrect", "correct")):
@@ -126,17 +202,29 @@ def storycloze_from_names(data_dir: Path) -> TaskData:
                     f"{files[label]}: no matching {Path(pair_id).name}_{twin}.wav next to it; every story needs "
                     "both endings, so restore the missing file or remove this one"
                 )
-        keys = tuple(_add_item(items, files[label], data_dir, str(data_dir)) for label in ("correct", "incorrect"))
+        paths = (files["correct"], files["incorrect"])
+        same_file, same_bytes = compare_candidate_files(paths)
+        if same_file:
+            raise UserError(
+                f"{paths[1]}: the same file on disk as {paths[0]} (a link); the story would be scored against itself, "
+                "so replace it with the recording of the incorrect ending"
+            )
+        if same_bytes:
+            identical.append(f"{pair_id}: {paths[0].name} and {paths[1].name}")
+        keys = tuple(_add_item(items, path, data_dir, str(data_dir)) for path in paths)
         choices.append(Choice(id=pair_id, candidates=keys, positive=0))
+    warn_identical_audio(str(data_dir), identical)
     return TaskData(items=items, choices=choices)
 
 
 def storycloze_from_manifest(data_dir: Path, manifest: Path) -> TaskData:
-    """Pairs from a CSV with columns `id,positive,negative` (audio paths relative to `data_dir`, or absolute)."""
+    """Pairs from a CSV with columns `id,positive,negative`: audio paths relative to `data_dir`, or absolute, and
+    either way inside `data_dir`. The two files of a row must be different files."""
     data_dir, manifest = Path(data_dir), Path(manifest)
     rows = read_csv_rows(manifest, ("id", "positive", "negative"), "a StoryCloze manifest")
     items: dict[str, AudioItem] = {}
     choices = []
+    identical: list[str] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         if not row["id"]:
@@ -144,17 +232,32 @@ def storycloze_from_manifest(data_dir: Path, manifest: Path) -> TaskData:
         if row["id"] in seen:
             raise UserError(f"{manifest}: line {line}: id {row['id']!r} already used on line {seen[row['id']]}")
         seen[row["id"]] = line
-        keys = []
+        paths = []
         for column in ("positive", "negative"):
             if not row[column]:
                 raise UserError(f"{manifest}: line {line}: empty {column!r}; give the audio file's path")
-            path = data_dir / row[column]
+            path = audio_path_in(data_dir, row[column])
+            if path is None:
+                raise UserError(
+                    f"{manifest}: line {line}: {column} path {row[column]!r} is outside the data folder {data_dir}; "
+                    "move the audio under it and give the path relative to it"
+                )
             if not path.is_file():
                 raise UserError(f"{manifest}: line {line}: {column} file {path} not found; fix the path")
-            keys.append(_add_item(items, path, data_dir, f"{manifest}: line {line}"))
-        choices.append(Choice(id=row["id"], candidates=tuple(keys), positive=0))
+            paths.append(path)
+        same_file, same_bytes = compare_candidate_files(paths)
+        if same_file:
+            raise UserError(
+                f"{manifest}: line {line}: positive {row['positive']!r} and negative {row['negative']!r} are the same "
+                "file on disk, so the pair would always score 0.5; give the row two different recordings"
+            )
+        if same_bytes:
+            identical.append(f"line {line} ({row['id']}): {row['positive']} and {row['negative']}")
+        keys = tuple(_add_item(items, path, data_dir, f"{manifest}: line {line}") for path in paths)
+        choices.append(Choice(id=row["id"], candidates=keys, positive=0))
     if not choices:
         raise UserError(f"{manifest}: no rows; list one pair per line as id,positive,negative")
+    warn_identical_audio(str(manifest), identical)
     return TaskData(items=items, choices=choices, metadata_files=[manifest])
 
 
@@ -219,6 +322,7 @@ def load_salmon(data_dir: Path, parts: Sequence[str] = SALMON_PARTS) -> TaskData
         )
     items: dict[str, AudioItem] = {}
     choices = []
+    identical: list[str] = []
     for part in parts:
         part_dir = data_dir / part
         samples: dict[int, dict[int, Path]] = defaultdict(dict)
@@ -239,9 +343,21 @@ def load_salmon(data_dir: Path, parts: Sequence[str] = SALMON_PARTS) -> TaskData
                     f"{part_dir}: sample {idx} needs sample_{idx}_0.wav (the positive) and at least one negative "
                     f"sample_{idx}_<k>.wav, found k = {sorted(files)}; re-extract this SALMon part"
                 )
-            keys = tuple(_add_item(items, files[k], data_dir, str(part_dir)) for k in sorted(files))
+            paths = [files[k] for k in sorted(files)]
+            same_file, same_bytes = compare_candidate_files(paths)
+            if same_file:
+                i, j = same_file
+                raise UserError(
+                    f"{paths[j]}: the same file on disk as {paths[i]} (a link); sample {idx} would compare a "
+                    "recording with itself, so re-extract this SALMon part"
+                )
+            if same_bytes:
+                i, j = same_bytes
+                identical.append(f"{part}/sample_{idx}: {paths[i].name} and {paths[j].name}")
+            keys = tuple(_add_item(items, path, data_dir, str(part_dir)) for path in paths)
             meta = {"part": part, "sample": idx}
             choices.append(Choice(id=f"{part}/sample_{idx}", candidates=keys, positive=0, meta=meta))
+    warn_identical_audio(str(data_dir), identical)
     return TaskData(items=items, choices=choices)
 
 

@@ -12,6 +12,7 @@ submission made elsewhere (no wav files needed) with exactly the same code as a 
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,14 @@ from alignslm_eval.api.registry import register_task_kind
 from alignslm_eval.api.task import AudioItem, Choice, Task, TaskData, TaskResult, TaskSpec
 from alignslm_eval.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
-from alignslm_tasks.choice import check_settings, read_csv_rows, scored_choices
+from alignslm_tasks.choice import (
+    audio_path_in,
+    check_settings,
+    compare_candidate_files,
+    read_csv_rows,
+    scored_choices,
+    warn_identical_audio,
+)
 
 SPLITS = ("dev", "test")
 
@@ -154,11 +162,34 @@ def _parse_int(value: str, gold_csv: Path, line: int, column: str) -> int:
     return int(number)
 
 
-def read_gold(gold_csv: Path, fmt: GoldFormat) -> list[Choice]:
+def _check_filename(filename: str, gold_csv: Path, line: int) -> None:
+    """UserError unless `filename` is a plain relative name the audio lookup and the submission format both keep."""
+    where = f"{gold_csv}: line {line}: filename {filename!r}"
+    if not filename:
+        raise UserError(f"{gold_csv}: line {line}: empty filename; fix or remove the row")
+    if any(ch.isspace() for ch in filename):
+        # The submission file is `<filename> <score>` per line and every reader (the official one, read_submission)
+        # splits on whitespace, so such a file could be evaluated but its submission never scored.
+        raise UserError(f"{where} contains whitespace, which a ZeroSpeech submission line ('<filename> <score>') "
+                        "cannot hold; rename the file and its gold row without spaces")
+    if os.path.isabs(filename) or audio_path_in(gold_csv.parent, filename) is None:
+        raise UserError(f"{where} is not a name inside {gold_csv.parent}: gold filenames are relative to the gold.csv "
+                        "folder (no leading '/' or '..'), so fix the row")
+    if os.path.normpath(filename) != filename:
+        # One spelling per file: the name is also the submission key, and two spellings could pair a file with itself.
+        raise UserError(f"{where} is not in plain form; write it as {os.path.normpath(filename)!r}")
+    if filename.endswith(".wav"):
+        raise UserError(f"{where} ends in .wav: gold filenames carry no extension (the audio is <filename>.wav) and "
+                        f"submission readers drop a .wav suffix; write {filename[: -len('.wav')]!r}")
+
+
+def read_gold(gold_csv: Path, fmt: GoldFormat) -> tuple[list[Choice], dict[str, int]]:
     """Pair the correct and incorrect rows of a ZeroSpeech gold.csv into Choices (sorted by id).
 
     Rows are matched on `fmt.pair_fields`, never by their order in the file. Each Choice has candidates
-    (correct filename, incorrect filename), positive 0, and the correct row's `fmt.meta_fields` as meta.
+    (correct filename, incorrect filename), positive 0, and the correct row's `fmt.meta_fields` as meta. Also
+    returns each filename's line number. Filenames must be plain relative names inside the gold.csv folder,
+    without whitespace (see `_check_filename`).
     """
     gold_csv = Path(gold_csv)
     rows = read_csv_rows(gold_csv, fmt.columns, f"a ZeroSpeech {fmt.name} gold.csv")
@@ -167,8 +198,7 @@ def read_gold(gold_csv: Path, fmt: GoldFormat) -> list[Choice]:
     seen_files: dict[str, int] = {}
     for line, row in rows:
         filename = row["filename"]
-        if not filename:
-            raise UserError(f"{gold_csv}: line {line}: empty filename; fix or remove the row")
+        _check_filename(filename, gold_csv, line)
         if filename in seen_files:
             raise UserError(
                 f"{gold_csv}: line {line}: filename {filename!r} already listed on line {seen_files[filename]}; "
@@ -195,11 +225,12 @@ def read_gold(gold_csv: Path, fmt: GoldFormat) -> list[Choice]:
         choices.append(Choice(id="/".join(key), candidates=(pos["filename"], neg["filename"]), positive=0, meta=meta))
     if not choices:
         raise UserError(f"{gold_csv}: no rows; re-download the benchmark")
-    return sorted(choices, key=lambda c: c.id)
+    return sorted(choices, key=lambda c: c.id), seen_files
 
 
 def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> TaskData:
-    """Read `<split_dir>/gold.csv`; with `check_audio`, every listed `<split_dir>/<filename>.wav` must exist.
+    """Read `<split_dir>/gold.csv`; with `check_audio`, every listed `<split_dir>/<filename>.wav` must exist and
+    the two files of a pair must be different files (not one linked to the other).
 
     `check_audio=False` is for scoring a submission file made elsewhere, where only gold.csv is needed.
     """
@@ -215,7 +246,7 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
             f"{gold_csv}: gold file not found; put the ZeroSpeech 2021 {fmt.name} gold.csv of this split there "
             "(it pairs each wav with its id, voice and correct label)"
         )
-    choices = read_gold(gold_csv, fmt)
+    choices, line_of = read_gold(gold_csv, fmt)
     items = {
         name: AudioItem(key=name, path=split_dir / f"{name}.wav") for choice in choices for name in choice.candidates
     }
@@ -226,6 +257,18 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
                 f"{items[absent[0]].path}: audio file listed in {gold_csv} not found ({len(absent)} missing in "
                 "total); re-extract the benchmark so every gold filename has its .wav"
             )
+        identical = []
+        for choice in choices:
+            pos, neg = choice.candidates
+            same_file, same_bytes = compare_candidate_files([items[pos].path, items[neg].path])
+            if same_file:
+                raise UserError(
+                    f"{gold_csv}: lines {line_of[pos]} and {line_of[neg]}: {pos}.wav and {neg}.wav are the same file "
+                    "on disk (a link), so the pair would always score 0.5; re-extract the benchmark"
+                )
+            if same_bytes:
+                identical.append(f"{choice.id}: {pos}.wav and {neg}.wav")
+        warn_identical_audio(str(gold_csv), identical)
     return TaskData(items=items, choices=choices, metadata_files=[gold_csv])
 
 

@@ -126,3 +126,17 @@ def test_command_line(tmp_path, capsys):
     assert main(["zerospeech-score", str(sub), "--gold", str(gold_dir), "--kind", "lexical"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("alignslm-eval: error: ") and "dev.txt: line 1" in err and "\n" not in err
+
+
+def test_gold_filename_with_a_space_is_refused_on_one_line(tmp_path, capsys):
+    # eval refuses the same row at load (tests/tasks/test_zerospeech.py), so no submission it wrote can hit this
+    gold_dir = tmp_path / "dev"
+    build_gold(gold_dir)
+    gold = gold_dir / "gold.csv"
+    gold.write_text(gold.read_text().replace("\nac,", "\na c,"))
+    sub = write_submission(tmp_path / "dev.txt", [line.replace("ac ", "a c ") for line in full_lines()])
+    assert main(["zerospeech-score", str(sub), "--gold", str(gold_dir), "--kind", "lexical"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"alignslm-eval: error: {gold}: line 4: filename 'a c' contains whitespace, which a ZeroSpeech "
+                   "submission line ('<filename> <score>') cannot hold; rename the file and its gold row without "
+                   "spaces")

@@ -14,6 +14,7 @@ import soundfile as sf
 import alignslm_tasks
 from alignslm_eval.api.registry import TASK_KINDS
 from alignslm_eval.api.task import Task, TaskData, parse_spec
+from alignslm_eval.audio import file_sha256
 from alignslm_eval.errors import UserError
 from alignslm_eval.scoring.choice import likelihood_choice
 from alignslm_tasks.choice import SALMON_PARTS, Salmon, StoryCloze
@@ -259,3 +260,139 @@ def test_salmon_bad_files(tmp_path):
     write_wav(root / "rir_consistency" / "readme.wav")
     with pytest.raises(UserError, match=r"readme.wav: not a SALMon sample name"):
         task.load(root)
+
+
+# ------------------------------------------------- candidates that are one file, paths outside the data folder
+
+
+def write_tone(path: Path, hz: float) -> None:
+    """A wav whose bytes differ from write_wav's silence and from other frequencies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.sin(np.arange(160, dtype=np.float32) * hz / 16000).astype(np.float32), 16000)
+
+
+def manifest_root(tmp_path: Path) -> Path:
+    root = tmp_path / "sSC"
+    write_tone(root / "a.wav", 100)
+    write_tone(root / "b.wav", 200)
+    (root / "sub").mkdir()
+    return root
+
+
+@pytest.mark.parametrize("spelling", ["a.wav", "./sub/../a.wav", "sub//../a.wav", "symlink", "hardlink", "absolute"])
+def test_storycloze_manifest_row_pairing_a_file_with_itself_is_refused(tmp_path, spelling):
+    root = manifest_root(tmp_path)
+    if spelling == "symlink":
+        (root / "sub" / "link.wav").symlink_to(root / "a.wav")
+        spelling = "sub/link.wav"
+    elif spelling == "hardlink":
+        (root / "copy.wav").hardlink_to(root / "a.wav")
+        spelling = "copy.wav"
+    elif spelling == "absolute":
+        spelling = str(root / "a.wav")
+    write_manifest(root / "manifest.csv", f"id,positive,negative\nok,a.wav,b.wav\nself,a.wav,{spelling}\n")
+    with pytest.raises(UserError) as err:
+        StoryCloze(spec("sstorycloze")).load(root)
+    message = str(err.value)
+    assert message.startswith(f"{root / 'manifest.csv'}: line 3: positive 'a.wav' and negative {spelling!r} are the "
+                              "same file on disk")
+    assert "two different recordings" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("where", ["../outside.wav", "sub/../../outside.wav", "absolute", "symlinked-absolute"])
+def test_storycloze_manifest_path_outside_the_data_folder_is_refused(tmp_path, where):
+    root = manifest_root(tmp_path)
+    write_tone(tmp_path / "outside.wav", 300)  # exists: only the check stops it from being read
+    if where == "absolute":
+        where = str(tmp_path / "outside.wav")
+    elif where == "symlinked-absolute":
+        (tmp_path / "alias").symlink_to(tmp_path)  # outside however it is spelled
+        where = str(tmp_path / "alias" / "outside.wav")
+    write_manifest(root / "manifest.csv", f"id,positive,negative\nok,a.wav,b.wav\nout,a.wav,{where}\n")
+    with pytest.raises(UserError) as err:
+        StoryCloze(spec("sstorycloze")).load(root)
+    message = str(err.value)
+    assert message.startswith(f"{root / 'manifest.csv'}: line 3: negative path {where!r} is outside the data folder "
+                              f"{root}; move the audio under it")
+    assert "\n" not in message
+
+
+def test_storycloze_manifest_paths_inside_the_data_folder_under_any_spelling(tmp_path):
+    root = manifest_root(tmp_path)
+    (tmp_path / "alias").symlink_to(root)
+    # `sub/../b.wav` folds to b.wav (one item, not two); an absolute path through a link to the data folder is inside
+    write_manifest(root / "manifest.csv",
+                   f"id,positive,negative\np,a.wav,sub/../b.wav\nq,{tmp_path / 'alias' / 'b.wav'},./a.wav\n")
+    data = StoryCloze(spec("sstorycloze")).load(root)
+    assert data.choices[0].candidates == ("a", "b")
+    assert data.items["b"].path == root / "b.wav"
+    assert data.choices[1].candidates[1] == "a"
+    assert data.items[data.choices[1].candidates[0]].path == tmp_path / "alias" / "b.wav"
+
+
+def test_storycloze_identical_audio_under_two_names_warns(tmp_path, caplog, monkeypatch):
+    import alignslm_tasks.choice as choice_module
+
+    root = manifest_root(tmp_path)
+    write_tone(root / "a_copy.wav", 100)
+    write_tone(root / "long.wav", 100)
+    with sf.SoundFile(root / "long.wav", "r+") as f:  # a different size: never hashed
+        f.seek(0, sf.SEEK_END)
+        f.write(np.zeros(16, dtype=np.float32))
+    hashed = []
+
+    def counting_sha256(path: Path) -> str:
+        hashed.append(Path(path).name)
+        return file_sha256(path)
+
+    monkeypatch.setattr(choice_module, "file_sha256", counting_sha256)
+    write_manifest(root / "manifest.csv",
+                   "id,positive,negative\nfine,a.wav,long.wav\ndup,a.wav,a_copy.wav\nalso,b.wav,a.wav\n")
+    with caplog.at_level("WARNING", logger="alignslm_tasks.choice"):
+        data = StoryCloze(spec("sstorycloze")).load(root)
+    assert len(data.choices) == 3  # not refused: two files, but the warning says they cannot be told apart
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        f"{root / 'manifest.csv'}: 1 choice(s) compare two files with identical audio, e.g. line 3 (dup): a.wav and "
+        "a_copy.wav; each scores 0.5 whatever the model")
+    assert "long.wav" not in hashed and sorted(hashed) == ["a.wav", "a.wav", "a_copy.wav", "b.wav"]
+
+
+def test_storycloze_names_linked_twin_is_refused(tmp_path):
+    root = tmp_path / "sSC"
+    build_named_storycloze(root)
+    (root / "1_def_incorrect.wav").unlink()
+    (root / "1_def_incorrect.wav").symlink_to(root / "1_def_correct.wav")
+    with pytest.raises(UserError, match=r"1_def_incorrect\.wav: the same file on disk as .*1_def_correct\.wav \(a "):
+        StoryCloze(spec("sstorycloze")).load(root)
+
+
+def test_salmon_linked_candidate_is_refused_and_identical_audio_warns(tmp_path, caplog):
+    root = tmp_path / "salmon"
+    build_salmon(root, {"rir_consistency": {0: {0: -1.0, 1: -2.0, 2: -3.0}, 1: {0: -1.0, 1: -2.0}}})
+    task = Salmon(spec("salmon", parts=["rir_consistency"]))
+    for idx, k in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1)):
+        write_tone(root / "rir_consistency" / f"sample_{idx}_{k}.wav", 50 + 10 * idx + k)
+    with caplog.at_level("WARNING", logger="alignslm_tasks.choice"):
+        task.load(root)
+    assert caplog.records == []
+    write_tone(root / "rir_consistency" / "sample_1_1.wav", 60)  # the same bytes as sample_1_0.wav
+    with caplog.at_level("WARNING", logger="alignslm_tasks.choice"):
+        task.load(root)
+    assert "1 choice(s) compare two files with identical audio, e.g. rir_consistency/sample_1: sample_1_0.wav and " \
+           "sample_1_1.wav" in caplog.text
+    (root / "rir_consistency" / "sample_0_2.wav").unlink()
+    (root / "rir_consistency" / "sample_0_2.wav").symlink_to("sample_0_0.wav")
+    with pytest.raises(UserError, match=r"sample_0_2\.wav: the same file on disk as .*sample_0_0\.wav \(a link\); "
+                                        r"sample 0 would compare a recording with itself"):
+        task.load(root)
+
+
+def test_storycloze_names_dangling_link_is_named(tmp_path):
+    root = tmp_path / "sSC"
+    build_named_storycloze(root)
+    (root / "0_abc_incorrect.wav").unlink()
+    (root / "0_abc_incorrect.wav").symlink_to(tmp_path / "gone.wav")
+    with pytest.raises(UserError, match=r"0_abc_incorrect\.wav: cannot read file \(No such file or directory\); "
+                                        r"restore it or remove it"):
+        StoryCloze(spec("sstorycloze")).load(root)

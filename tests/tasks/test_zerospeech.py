@@ -414,3 +414,94 @@ def test_gold_with_byte_order_mark_loads(tmp_path):
     gold.write_bytes(b"\xef\xbb\xbf" + gold.read_bytes())
     data = ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
     assert set(data.items) == set(scores)
+
+
+# ------------------------------------------- gold filenames: submission-safe, inside the split, one file per side
+
+
+def _set_filename(gold: Path, old: str, new: str) -> None:
+    _rewrite_gold(gold, lambda cols, rows: (cols, [dict(r, filename=new) if r["filename"] == old else r
+                                                   for r in rows]))
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("f 001", r"line 3: filename 'f 001' contains whitespace, which a ZeroSpeech submission line "
+                  r"\('<filename> <score>'\) cannot hold; rename the file and its gold row without spaces"),
+        ("f\t001", r"line 3: filename 'f\\t001' contains whitespace"),
+        ("../outside", r"line 3: filename '../outside' is not a name inside .*lexical/dev: gold filenames are "
+                       r"relative to the gold.csv folder \(no leading '/' or '..'\)"),
+        ("sub/../../outside", r"line 3: filename 'sub/../../outside' is not a name inside"),
+        ("ABSOLUTE", r"line 3: filename '/.*/outside' is not a name inside"),
+        ("./f001", r"line 3: filename './f001' is not in plain form; write it as 'f001'"),
+        ("sub/../f001", r"line 3: filename 'sub/../f001' is not in plain form; write it as 'f001'"),
+        ("f001.wav", r"line 3: filename 'f001.wav' ends in .wav: gold filenames carry no extension .*write 'f001'"),
+    ],
+)
+def test_gold_filename_that_eval_and_the_submission_scorer_cannot_both_use_is_refused(tmp_path, name, message):
+    split_dir = tmp_path / "lexical" / "dev"
+    build_lexical(split_dir)
+    write_wav(tmp_path / "lexical" / "outside.wav")  # exists: only the check keeps it from being read
+    name = str(tmp_path / "lexical" / "outside") if name == "ABSOLUTE" else name
+    if "outside" not in name:
+        write_wav(split_dir / f"{name}.wav")
+    _set_filename(split_dir / "gold.csv", "f001", name)
+    for load in (lambda: ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical"),
+                 # zerospeech-score reads the same gold.csv the same way, so neither side accepts what the other refuses
+                 lambda: score_submission(tmp_path / "unread.txt", split_dir, "lexical")):
+        with pytest.raises(UserError, match=rf"^{split_dir / 'gold.csv'}: {message}") as err:
+            load()
+        assert "\n" not in str(err.value)
+
+
+def test_gold_filename_in_a_subfolder_round_trips_through_the_submission(tmp_path):
+    split_dir = tmp_path / "lexical" / "dev"
+    scores = build_lexical(split_dir)
+    _set_filename(split_dir / "gold.csv", "f001", "voices/f001")
+    (split_dir / "voices").mkdir()
+    (split_dir / "f001.wav").rename(split_dir / "voices" / "f001.wav")
+    scores["voices/f001"] = scores.pop("f001")
+    task = ZeroSpeechLexical(spec("swuggy"))
+    data, result = evaluate(task, tmp_path / "lexical", scores)
+    assert data.items["voices/f001"].path == split_dir / "voices" / "f001.wav"
+    [written] = task.write_outputs(data, scores, tmp_path / "out")
+    assert as_json(score_submission(written, split_dir, "lexical")) == as_json(result)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_pair_whose_two_files_are_one_file_is_refused(tmp_path, link):
+    split_dir = tmp_path / "syntactic" / "dev"
+    build_syntactic(split_dir)
+    # the pair on gold lines 4 and 5: f002 (correct) and f003 (incorrect)
+    (split_dir / "f003.wav").unlink()
+    if link == "symlink":
+        (split_dir / "f003.wav").symlink_to("f002.wav")
+    else:
+        (split_dir / "f003.wav").hardlink_to(split_dir / "f002.wav")
+    with pytest.raises(UserError) as err:
+        ZeroSpeechSyntactic(spec("sblimp")).load(tmp_path / "syntactic")
+    assert str(err.value).startswith(
+        f"{split_dir / 'gold.csv'}: lines 4 and 5: f002.wav and f003.wav are the same file on disk (a link), so the "
+        "pair would always score 0.5")
+    # scoring a submission needs no audio, so the link does not matter there
+    sub = tmp_path / "dev.txt"
+    sub.write_text("".join(f"f{i:03d} -1.0\n" for i in range(2 * len(SYNTACTIC_PAIRS))))
+    assert score_submission(sub, split_dir, "syntactic").metrics["accuracy"].value == pytest.approx(0.5)
+
+
+def test_pairs_with_identical_audio_warn_once(tmp_path, caplog):
+    split_dir = tmp_path / "lexical" / "dev"
+    build_lexical(split_dir, pairs=LEXICAL_PAIRS[:3])  # write_wav writes the same silence into every file
+    with caplog.at_level("WARNING", logger="alignslm_tasks.choice"):
+        ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        f"{split_dir / 'gold.csv'}: 3 choice(s) compare two files with identical audio, e.g. 1/Alex: f000.wav and "
+        "f001.wav; each scores 0.5 whatever the model")
+    for i in range(6):
+        sf.write(split_dir / f"f{i:03d}.wav", np.full(160, i / 10, dtype=np.float32), 16000)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="alignslm_tasks.choice"):
+        ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
+    assert caplog.records == []
