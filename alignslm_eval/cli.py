@@ -244,6 +244,13 @@ def speech_tokenizer(args: argparse.Namespace, model_dir: Optional[str]):
     return TOKENIZERS.get(name).from_args(**kwargs)
 
 
+def tokenizer_source(args: argparse.Namespace, model_dir: Optional[str]) -> str:
+    """Where the speech tokenizer came from, for messages: its flag, or the model dir's spec file."""
+    if args.tokenizer:
+        return f"--tokenizer {args.tokenizer}"
+    return str(Path(model_dir) / TOKENIZER_FILE) if model_dir else TOKENIZER_FILE
+
+
 def check_pipeline_arguments(args: argparse.Namespace) -> None:
     """Pipeline flags that can be checked before anything is loaded or sampled."""
     from urllib.parse import urlparse
@@ -348,6 +355,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         adapter=args.adapter,
     )
     tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
+    lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(args, lm.describe().get("local_dir")))
     settings.components = pipeline_components(args, lm.describe().get("local_dir"))
     results, path = evaluate(tasks, lm, tokenizer, settings)
     print(markdown_summary(results))

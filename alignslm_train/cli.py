@@ -24,7 +24,6 @@ from alignslm_eval.paths import check_directory
 from alignslm_eval.redaction import redact_command
 
 STAGES = ("sample", "score", "pairs", "dpo")
-MERGED_FROM = "alignslm_merged_from.json"
 
 
 def _schedule(text: str) -> list[list[float]]:
@@ -215,7 +214,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     stages = STAGES if args.stage == "all" else (args.stage,)
     _check(args, stages)
     from alignslm_eval.cache import default_cache_dir
-    from alignslm_eval.cli import DEMO_NAME, pipeline_components, speech_tokenizer
+    from alignslm_eval.cli import DEMO_NAME, pipeline_components, speech_tokenizer, tokenizer_source
     from alignslm_train.dpo import DPOSettings, check_target_modules
     from alignslm_train.loop import (COMPLETE, AlignConfig, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample,
                                      stage_score)
@@ -260,6 +259,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         if components is None:
             # Every round's policy lives on the base model's directory, so these are built once.
             tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
+            lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(args, lm.describe().get("local_dir")))
             components = pipeline_components(args, lm.describe().get("local_dir"))
             scorers = rule_scorers(config, components) if "score" in stages else []
             _record(args.output_dir, {}, command)
@@ -304,6 +304,7 @@ def cmd_merge(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from alignslm_eval.cache import default_cache_dir
     from alignslm_eval.cli import DEMO_NAME
+    from alignslm_eval.models.adapters import MERGED_FROM_FILE
     from alignslm_eval.models.hf_unit_lm import HFUnitLM
 
     if not Path(args.adapter).is_dir():
@@ -311,7 +312,7 @@ def cmd_merge(argv: Sequence[str]) -> int:
                         "runs/align/round-1/adapter")
     out = args.output
     # Never write a checkpoint over other files (e.g. the base model's own dir); redoing a merge is fine.
-    if out.exists() and not (out / MERGED_FROM).is_file() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not (out / MERGED_FROM_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--output {out}: exists and is not an empty directory; give a new directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -334,8 +335,9 @@ def cmd_merge(argv: Sequence[str]) -> int:
             for value in json.loads(spec.read_text()).get("args", {}).values():
                 if isinstance(value, str) and (source / value).is_file():
                     shutil.copy(source / value, args.output / value)
-    (args.output / MERGED_FROM).write_text(
-        json.dumps({"model": args.model, "adapter": lm.describe().get("adapter")}, indent=2) + "\n")
+    write_text(args.output / MERGED_FROM_FILE, json.dumps(
+        {"model": args.model, "local_dir": lm.describe().get("local_dir"), "adapter": lm.describe().get("adapter")},
+        indent=2) + "\n")
     print(f"merged checkpoint: {args.output}")
     return 0
 

@@ -26,7 +26,8 @@ from alignslm_eval.api.scorer import ContinuationScorer
 from alignslm_eval.atomic import replacing, write_text
 from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompts, key_of
 from alignslm_eval.errors import UserError
-from alignslm_eval.models.hf_unit_lm import ADAPTER_CHAIN_FILE, HFUnitLM
+from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE
+from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.pipeline import PipelineComponents, prepare_scorers, score_continuations
 from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
 

@@ -198,7 +198,8 @@ def test_unit_outside_model_vocabulary(setup, tmp_path, capsys):
     UnitVocabulary.twist(8, 4, 0, 2, 1).save(model)  # the model now knows 8 units; the tokenizer makes 16
     code, _, err = run(eval_args(data, model, tmp_path / "o", "--tasks", "sstorycloze",
                                  "--cache-dir", tmp_path / "c"), capsys)
-    assert_one_line_error(code, err, ".wav", "outside the model's 8-unit vocabulary")
+    assert_one_line_error(code, err, "alignslm_tokenizer.json", "makes 16 units", "unit vocabulary has 8",
+                          "--n-units 16")
 
 
 def test_checkpoint_without_config(setup, tmp_path, capsys):

@@ -7,8 +7,10 @@ slamkit's `speech_language_model` wrapper), and UTMOS (wav2vec 2.0 + BLSTM) in b
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from safetensors.torch import save_file
@@ -64,6 +66,44 @@ def save_slam_qwen2(path: Path, seed: int = 0) -> Path:
     }
     (path / "config.json").write_text(json.dumps(config, indent=2))
     return path
+
+
+def save_slam_llama(path: Path, n_units: int = 64, seed: int = 0) -> Path:
+    """The demo's format: a plain Llama over Slam-convention tokens (pad 0, `<S>` 1 as BOS and EOS, unit u = u + 2)
+    with the convention stored in alignslm_units.json."""
+    from alignslm_eval.vocab import UnitVocabulary
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=n_units + 2, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, max_position_embeddings=512, bos_token_id=1, eos_token_id=1, pad_token_id=0,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    UnitVocabulary.slam(n_units).save(path)
+    return path
+
+
+def save_lora_adapter(model: torch.nn.Module, adapter_dir: Path, target_modules: Sequence[str] = ("q_proj", "v_proj"),
+                      seed: int = 0) -> Path:
+    """A random LoRA adapter on `model`, saved as peft saves it (base_model_name_or_path is the model's
+    name_or_path). Its B matrices are random, not zero as before training, so merging it changes the model."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=list(target_modules), init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(adapter_dir)
+    return adapter_dir
+
+
+class CreatesFile:
+    """Pickles as a shell call that creates `marker`: a file loaded unsafely anywhere leaves the marker behind."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
 
 
 def reference_loglikelihood(model: torch.nn.Module, token_ids: list[int]) -> float:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -13,8 +14,11 @@ import torch
 from alignslm_eval.api.model import LikelihoodProtocol, LogLikelihood, SamplingConfig, UnitLM
 from alignslm_eval.api.registry import register_model
 from alignslm_eval.errors import UserError
+from alignslm_eval.models.adapters import BaseModel, apply_adapter_chain
 from alignslm_eval.models.loading import read_config, resolve_checkpoint, weights_fingerprint
+from alignslm_eval.models.torch_checkpoint import failure_reason, load_tensors, refuse_pickled_code
 from alignslm_eval.vocab import VOCAB_FILE, UnitVocabulary
+
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 SLAM_MODEL_TYPE = "speech_language_model"
@@ -53,16 +57,12 @@ class HFUnitLM(UnitLM):
         if config.get("model_type") == SLAM_MODEL_TYPE:
             lm = _load_slam(checkpoint, config, torch_dtype)
         else:
-            from transformers import AutoModelForCausalLM
-
-            try:
-                lm = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)
-            except (OSError, ValueError, KeyError) as e:
-                raise UserError(f"{checkpoint}: not a loadable causal LM checkpoint ({_first_line(e)})")
+            lm = _load_causal_lm(checkpoint, torch_dtype)
         vocab = _vocabulary(checkpoint, config, lm, unit_convention, unit_offset, n_units)
         adapters = []
         if adapter:
-            lm, adapters = load_adapter_chain(lm, Path(adapter))
+            base = BaseModel(model, checkpoint, provenance.get("hub_id"), provenance.get("resolved_commit"))
+            lm, adapters = apply_adapter_chain(lm, Path(adapter), base, vocab)
         try:
             lm = lm.to(device)
         except (RuntimeError, AssertionError) as e:
@@ -175,38 +175,6 @@ class HFUnitLM(UnitLM):
         return [LogLikelihood(float(s), int(n)) for s, n in zip(sums, counts)]
 
 
-ADAPTER_CHAIN_FILE = "alignslm_adapter_chain.json"
-
-
-def load_adapter_chain(lm: torch.nn.Module, adapter_dir: Path) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
-    """Apply a LoRA adapter, after merging the adapters it was trained on top of.
-
-    A curriculum round k+1 trains a fresh adapter on the model with rounds 1..k merged in (so its DPO reference is
-    round k's policy); its dir lists those earlier adapters in `alignslm_adapter_chain.json`, paths relative to it.
-    Returns the model and, for the results file, each adapter's path and weights fingerprint in order."""
-    from peft import PeftModel
-
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise UserError(f"--adapter {adapter_dir}: no adapter_config.json; pass a LoRA adapter dir written by "
-                        "alignslm-train (e.g. runs/align/round-1/adapter)")
-    chain_file = adapter_dir / ADAPTER_CHAIN_FILE
-    earlier = json.loads(chain_file.read_text()) if chain_file.is_file() else []
-    applied = []
-    for path in [*(adapter_dir / p for p in earlier), adapter_dir]:
-        if not (path / "adapter_config.json").is_file():
-            raise UserError(f"{chain_file}: adapter {path} listed but missing; keep the curriculum's round dirs together")
-        try:
-            lm = PeftModel.from_pretrained(lm, str(path)).merge_and_unload()
-        except RuntimeError as e:  # weights that do not fit this model: trained on another base
-            base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            reason = next((line for line in lines if line.startswith("size mismatch")), _first_line(e))
-            raise UserError(f"--adapter {path}: does not fit this --model ({reason[:160]}); it was trained on "
-                            f"{base or 'another base model'}, pass that as --model")
-        applied.append({"path": str(path.resolve()), "weights_fingerprint": weights_fingerprint(path)})
-    return lm, applied
-
-
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -220,37 +188,134 @@ def _vocabulary(
     offset: Optional[int],
     n_units: Optional[int],
 ) -> UnitVocabulary:
-    """The unit convention, from (in order) explicit flags, the stored vocabulary file, or the checkpoint format."""
+    """The unit convention, from (in order) explicit flags, the stored vocabulary file, or the checkpoint format,
+    checked against the model: every unit needs a token embedding of its own, apart from BOS/EOS/PAD."""
     vocab_size = lm.get_input_embeddings().weight.shape[0]
+    vocab, source = _chosen_vocabulary(checkpoint, config, lm, convention, offset, n_units, vocab_size)
+    reserved = _config_special_ids(config, lm)
+    problem = vocab.misfit(vocab_size, reserved)
+    if problem is None:
+        return vocab
+    if source.startswith("--"):  # the flags chose it: say what would fit instead
+        hint = _what_fits(checkpoint, config, lm, vocab, n_units, vocab_size, reserved)
+        raise UserError(f"{source}: {problem}; {hint}")
+    raise UserError(f"{source}: {problem}; fix it, or pass --unit-convention (with --unit-offset/--n-units) to say how "
+                    "units map to tokens")
+
+
+def _chosen_vocabulary(
+    checkpoint: Path,
+    config: dict[str, Any],
+    lm: torch.nn.Module,
+    convention: Optional[str],
+    offset: Optional[int],
+    n_units: Optional[int],
+    vocab_size: int,
+) -> tuple[UnitVocabulary, str]:
+    """The vocabulary the flags and checkpoint ask for, unchecked, and what chose it (the flags, or a file)."""
+    flags = " ".join(f"{flag} {value}" for flag, value in (
+        ("--unit-convention", convention), ("--unit-offset", offset), ("--n-units", n_units)) if value is not None)
     if convention is None and (checkpoint / VOCAB_FILE).is_file():
         vocab = UnitVocabulary.load(checkpoint / VOCAB_FILE)
         for flag, given, stored in (("--unit-offset", offset, vocab.offset), ("--n-units", n_units, vocab.n_units)):
             if given is not None and given != stored:
                 raise UserError(f"{flag} {given}: {checkpoint / VOCAB_FILE} says {stored}; drop the flag, or pass "
                                 "--unit-convention too to override the stored vocabulary")
-    elif convention == "slam" or (convention is None and config.get("model_type") == SLAM_MODEL_TYPE):
-        vocab = UnitVocabulary.slam(n_units if n_units is not None else vocab_size - 2)
-    elif convention == "twist" or (convention is None and "offset" in config):
+        return vocab, str(checkpoint / VOCAB_FILE)
+    if convention not in (None, "twist", "slam"):
+        raise UserError(f"--unit-convention {convention}: choose 'twist' or 'slam'")
+    if convention == "slam" or (convention is None and config.get("model_type") == SLAM_MODEL_TYPE):
+        slam = UnitVocabulary.slam(n_units if n_units is not None else vocab_size - 2)
+        if offset is not None and offset != slam.offset:
+            raise UserError(f"--unit-offset {offset}: the slam convention puts unit 0 at token {slam.offset} (pad 0, "
+                            "<S> 1); drop --unit-offset, or pass --unit-convention twist")
+        return slam, flags or f"{checkpoint / 'config.json'} (a Slam checkpoint)"
+    if convention == "twist" or (convention is None and "offset" in config):
         off = offset if offset is not None else config.get("offset")
         if off is None:
             raise UserError(f"{checkpoint}: TWIST convention needs the unit offset; pass --unit-offset N")
-        cfg = lm.config
-        vocab = UnitVocabulary.twist(
-            n_units if n_units is not None else vocab_size - int(off), int(off), cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id
-        )
-    elif convention is None:
-        raise UserError(
-            f"{checkpoint}: cannot tell how units map to tokens (no {VOCAB_FILE}, no 'offset' in config.json, "
-            "not a Slam checkpoint); pass --unit-convention twist --unit-offset N, or --unit-convention slam"
-        )
-    else:
-        raise UserError(f"--unit-convention {convention}: choose 'twist' or 'slam'")
-    if vocab.offset + vocab.n_units > vocab_size:
-        raise UserError(
-            f"{checkpoint}: {vocab.n_units} units at offset {vocab.offset} do not fit the model's {vocab_size} "
-            "token embeddings; check --n-units / --unit-offset"
-        )
-    return vocab
+        if not isinstance(off, int) or isinstance(off, bool):
+            raise UserError(f"{checkpoint / 'config.json'}: offset is {off!r}, not an integer; pass --unit-offset N")
+        specials = [_config_token_id(checkpoint, lm, name) for name in ("bos_token_id", "eos_token_id", "pad_token_id")]
+        vocab = UnitVocabulary.twist(n_units if n_units is not None else vocab_size - off, off, *specials)
+        return vocab, flags or f"{checkpoint / 'config.json'} offset {off}"
+    raise UserError(
+        f"{checkpoint}: cannot tell how units map to tokens (no {VOCAB_FILE}, no 'offset' in config.json, "
+        "not a Slam checkpoint); pass --unit-convention twist --unit-offset N, or --unit-convention slam"
+    )
+
+
+def _config_special_ids(config: dict[str, Any], lm: torch.nn.Module) -> dict[str, int]:
+    """The special token ids a plain checkpoint's config names, which no unit may take. A Slam checkpoint's
+    base_config keeps its text LM's ids, which the Slam convention replaces, so it reserves none."""
+    if config.get("model_type") == SLAM_MODEL_TYPE:
+        return {}
+    reserved = {}
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        value = getattr(lm.config, name, None)
+        for token_id in value if isinstance(value, list) else [value]:
+            if isinstance(token_id, int) and not isinstance(token_id, bool):
+                reserved.setdefault(f"config.json {name}", token_id)
+    return reserved
+
+
+def _what_fits(checkpoint: Path, config: dict[str, Any], lm: torch.nn.Module, vocab: UnitVocabulary,
+               n_units: Optional[int], vocab_size: int, reserved: dict[str, int]) -> str:
+    """What the user could pass instead of flags that do not fit: the model's own vocabulary, and for TWIST the
+    first offset after the special tokens."""
+    hints = []
+    try:
+        own, source = _chosen_vocabulary(checkpoint, config, lm, None, None, None, vocab_size)
+    except UserError:
+        own = None
+    if own is not None and own != vocab and own.misfit(vocab_size, reserved) is None:
+        hints.append(f"without the flags the model's own vocabulary fits ({own.summary()}, from {source})")
+    if vocab.convention == "twist":
+        taken = [*vocab.specials().values(), *reserved.values()]
+        first = max((i for i in taken if 0 <= i < vocab_size), default=-1) + 1
+        count = n_units if n_units is not None else vocab_size - first
+        after = UnitVocabulary.twist(count, first, vocab.bos_id, vocab.eos_id, vocab.pad_id)
+        if after.misfit(vocab_size, reserved) is None:
+            hints.append(f"--unit-offset {first} fits {count} units after the special tokens")
+    return "; ".join(hints) or f"the model has {vocab_size} token ids"
+
+
+def _config_token_id(checkpoint: Path, lm: torch.nn.Module, name: str) -> Optional[int]:
+    value = getattr(lm.config, name, None)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise UserError(f"{checkpoint / 'config.json'}: {name} is {value!r}, not one token id; write the unit vocabulary "
+                    f"to {VOCAB_FILE} (fields {list(UnitVocabulary.__dataclass_fields__)}) to say which token it is")
+
+
+def _load_causal_lm(checkpoint: Path, dtype: torch.dtype) -> torch.nn.Module:
+    """A transformers checkpoint dir. Pickled weights (no safetensors) are scanned first: one that pickles code is
+    refused before transformers reads it (weights-only) at all."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
+
+    for weights in _pickled_weight_files(checkpoint):
+        refuse_pickled_code(weights, str(weights))
+    try:
+        return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError, SafetensorError) as e:
+        # also what torch and safetensors raise for damaged weight files
+        reason = failure_reason(e) if isinstance(e, pickle.UnpicklingError) else _first_line(e)
+        raise UserError(f"{checkpoint}: not a loadable causal LM checkpoint ({reason})")
+
+
+def _pickled_weight_files(checkpoint: Path) -> list[Path]:
+    """The torch pickles transformers loads from `checkpoint`: only where it has no safetensors weights."""
+    if (checkpoint / "model.safetensors").is_file() or (checkpoint / "model.safetensors.index.json").is_file():
+        return []
+    index = checkpoint / "pytorch_model.bin.index.json"
+    if not index.is_file():
+        return [checkpoint / "pytorch_model.bin"] if (checkpoint / "pytorch_model.bin").is_file() else []
+    try:
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{index}: not a weights index ({_first_line(e)}); re-save the model with save_pretrained")
+    return [checkpoint / shard for shard in shards if (checkpoint / shard).is_file()]
 
 
 def _load_slam(checkpoint: Path, config: dict[str, Any], dtype: torch.dtype) -> torch.nn.Module:
@@ -281,21 +346,31 @@ def _load_slam(checkpoint: Path, config: dict[str, Any], dtype: torch.dtype) -> 
         )
     if tied:
         lm.tie_weights()
+    # peft records this as an adapter's base model, so an adapter trained here can be checked against --model later.
+    lm.name_or_path = lm.config.name_or_path = str(checkpoint)
     return lm.to(dtype)
 
 
 def _read_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     index = checkpoint / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        state: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            state.update(load_file(str(checkpoint / shard)))
-        return state
-    if (checkpoint / "model.safetensors").is_file():
-        return load_file(str(checkpoint / "model.safetensors"))
-    if (checkpoint / "pytorch_model.bin").is_file():
-        return torch.load(checkpoint / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise UserError(f"{checkpoint}: no model.safetensors or pytorch_model.bin next to config.json")
+        try:
+            files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{index}: not a weights index ({_first_line(e)}); re-save the model")
+    elif (checkpoint / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    elif (checkpoint / "pytorch_model.bin").is_file():
+        return load_tensors(checkpoint / "pytorch_model.bin", str(checkpoint / "pytorch_model.bin"))
+    else:
+        raise UserError(f"{checkpoint}: no model.safetensors or pytorch_model.bin next to config.json")
+    state: dict[str, torch.Tensor] = {}
+    for name in files:
+        try:
+            state.update(load_file(str(checkpoint / name)))
+        except (SafetensorError, OSError) as e:  # a damaged or missing file
+            raise UserError(f"{checkpoint / name}: not a readable safetensors file ({_first_line(e)}); re-save the model")
+    return state

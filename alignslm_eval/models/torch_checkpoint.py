@@ -41,8 +41,8 @@ def _stand_in(global_name: str) -> type:
     return type("ForeignObject", (ForeignObject,), {"pickled_as": global_name})
 
 
-def _reason(error: Exception) -> str:
-    """What torch refused, without its opening advice to load unsafely."""
+def failure_reason(error: Exception) -> str:
+    """What torch refused when loading a file, without its opening advice to load unsafely."""
     if isinstance(error, pickle.UnpicklingError):
         # torch wraps its reason in advice (load unsafely, allow-list the class, file an issue): keep the reason only.
         advice = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
@@ -70,4 +70,34 @@ def load_checkpoint(path: Path, option: str) -> Any:
         with torch.serialization.safe_globals([(_stand_in(name), name) for name in foreign]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint at all
-        raise UserError(f"{option} {path}: not a readable torch checkpoint ({_reason(e)})")
+        raise UserError(f"{option} {path}: not a readable torch checkpoint ({failure_reason(e)})")
+
+
+def refuse_pickled_code(path: Path, what: str) -> None:
+    """A UserError when the torch file at `path` pickles anything besides tensors and plain containers (a class or
+    function that loading would call); the file's opcodes are only scanned, nothing in it runs. `what` names the
+    file in the one-line error. Files from before torch 1.6 cannot be scanned; a weights-only load still refuses them
+    if they hold code."""
+    path = Path(path)
+    try:
+        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipfile.is_zipfile(path) else []
+    except Exception as e:  # a damaged archive: torch raises many types
+        raise UserError(f"{what}: not a readable torch checkpoint ({failure_reason(e)})")
+    if foreign:
+        raise UserError(f"{what}: pickles {', '.join(foreign[:3])} besides tensors; that code is never run, so the "
+                        "file is refused: give the weights as safetensors (what save_pretrained writes)")
+
+
+def load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """The name -> tensor dict a weights file such as pytorch_model.bin or adapter_model.bin holds, read with
+    torch's weights-only loader after `refuse_pickled_code`; anything else is a one-line UserError naming `what`."""
+    refuse_pickled_code(path, what)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint at all
+        raise UserError(f"{what}: not a readable torch checkpoint ({failure_reason(e)})")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise UserError(f"{what}: holds a {type(state).__name__}, not a dict of named tensors; give the weights file "
+                        "save_pretrained wrote")
+    return state

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from alignslm_eval.api.model import LikelihoodProtocol
 from alignslm_eval.errors import UserError
@@ -9,8 +10,10 @@ from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.vocab import UnitVocabulary
 from tests.tiny_models import (
     N_UNITS,
+    CreatesFile,
     TWIST_OFFSET,
     reference_loglikelihood,
+    save_slam_llama,
     save_slam_qwen2,
     save_twist_llama,
     save_twist_opt,
@@ -137,18 +140,126 @@ def test_bfloat16_scores_close_to_float32(checkpoints):
         assert a.n_tokens == b.n_tokens and b.sum == pytest.approx(a.sum, rel=0.05)
 
 
-def test_an_adapter_of_another_base_model_is_named_with_its_base(checkpoints, tmp_path):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _pickled_weights(path, marker=None, legacy=False):
+    """The checkpoint at `path` with its weights as pytorch_model.bin (a torch pickle, in the pre-1.6 format with
+    `legacy`), plus a payload when `marker` is given."""
+    from safetensors.torch import load_file
 
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=504, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=4)).save_pretrained(tmp_path / "other")
-    other = LlamaForCausalLM.from_pretrained(tmp_path / "other")  # peft records this path as the adapter's base
-    get_peft_model(other, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
+    state = load_file(str(path / "model.safetensors"))
+    (path / "model.safetensors").unlink()
+    torch.save({**state, **({"payload": CreatesFile(marker)} if marker else {})}, path / "pytorch_model.bin",
+               _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+@pytest.mark.parametrize("build", [save_twist_llama, save_slam_qwen2])
+def test_a_pickled_model_checkpoint_loads_weights_only_and_its_code_never_runs(tmp_path, build):
+    plain = _pickled_weights(build(tmp_path / "plain"))
+    reference = HFUnitLM.from_args(str(build(tmp_path / "reference")))
+    seqs = random_sequences(3)
+    got = HFUnitLM.from_args(str(plain)).loglikelihood(seqs, LikelihoodProtocol())
+    assert [r.sum for r in got] == pytest.approx([r.sum for r in reference.loglikelihood(seqs, LikelihoodProtocol())])
+    marker = tmp_path / "ran"
+    evil = _pickled_weights(build(tmp_path / "evil"), marker)
     with pytest.raises(UserError) as e:
-        HFUnitLM.from_args(str(checkpoints["twist_llama"]), adapter=str(tmp_path / "adapter"))
+        HFUnitLM.from_args(str(evil))
     message = str(e.value)
-    assert message.startswith(f"--adapter {tmp_path / 'adapter'}: does not fit this --model (size mismatch for ")
-    assert message.endswith(f"it was trained on {tmp_path / 'other'}, pass that as --model") and "\n" not in message
+    assert message.startswith(f"{evil / 'pytorch_model.bin'}: pickles posix.system besides tensors; that code is never "
+                              "run") and "\n" not in message
+    legacy = _pickled_weights(build(tmp_path / "legacy"), marker, legacy=True)  # cannot be scanned: weights-only refuses
+    with pytest.raises(UserError) as e:
+        HFUnitLM.from_args(str(legacy))
+    assert str(e.value).startswith(str(legacy)) and "GLOBAL posix.system" in str(e.value) and "\n" not in str(e.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("build", [save_twist_llama, save_slam_qwen2])
+def test_damaged_weights_are_one_line(tmp_path, build):
+    path = build(tmp_path / "m")
+    (path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+    with pytest.raises(UserError) as e:
+        HFUnitLM.from_args(str(path))
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory):
+    """The demo's format: a Llama over Slam-convention tokens, 64 units, the convention in alignslm_units.json."""
+    return save_slam_llama(tmp_path_factory.mktemp("demo") / "model")
+
+
+@pytest.mark.parametrize("flags, expected", [
+    # the audit's case: unit 0 would land on the BOS/EOS token, 65 units for a 64-unit model
+    (dict(unit_convention="twist", unit_offset=1),
+     "--unit-convention twist --unit-offset 1: units 0..64 would be token ids 1..65, so unit 0 would be the "
+     "bos_id/eos_id token 1; without the flags the model's own vocabulary fits (slam: 64 units, unit 0 = token 2, "
+     "from {model}/alignslm_units.json); --unit-offset 2 fits 64 units after the special tokens"),
+    (dict(unit_convention="twist", unit_offset=1000),
+     "--unit-convention twist --unit-offset 1000: unit 0 would be token id 1000, past the model's 66 token ids "
+     "(0..65); without the flags"),
+    (dict(unit_convention="twist", unit_offset=3, n_units=64),
+     "--unit-convention twist --unit-offset 3 --n-units 64: 64 units at offset 3 need token ids up to 66, past the "
+     "model's 66 token ids (0..65)"),
+    (dict(unit_convention="slam", n_units=65), "--unit-convention slam --n-units 65: 65 units at offset 2 need"),
+    (dict(unit_convention="slam", unit_offset=3), "--unit-offset 3: the slam convention puts unit 0 at token 2"),
+    (dict(unit_convention="twist", unit_offset=0, n_units=1), "unit 0 would be the pad_id token 0"),
+])
+def test_unit_overrides_that_do_not_fit_the_model_name_the_flags(demo_like, flags, expected):
+    with pytest.raises(UserError) as e:
+        HFUnitLM.from_args(str(demo_like), **flags)
+    message = str(e.value)
+    assert expected.format(model=demo_like) in message and "\n" not in message
+
+
+def test_unit_overrides_that_fit_are_used(demo_like, checkpoints):
+    assert HFUnitLM.from_args(str(demo_like), unit_convention="twist", unit_offset=2).vocab == UnitVocabulary.twist(
+        64, 2, 1, 1, 0)
+    # After the config's special tokens (bos 0, pad 1, eos 2), any offset works: 3 leaves room for 501 units.
+    assert HFUnitLM.from_args(str(checkpoints["twist_llama"]), unit_offset=3).vocab.n_units == 501
+
+
+def test_a_unit_may_not_take_a_special_token_of_the_config(checkpoints):
+    with pytest.raises(UserError) as e:  # twist_llama's config: bos 0, pad 1, eos 2, units from 4
+        HFUnitLM.from_args(str(checkpoints["twist_llama"]), unit_convention="slam")
+    assert str(e.value).startswith("--unit-convention slam: units 0..501 would be token ids 2..503, so unit 0 would be "
+                                   "the config.json eos_token_id token 2; without the flags the model's own vocabulary "
+                                   "fits (twist: 500 units, unit 0 = token 4, from ")
+
+
+def test_a_stored_vocabulary_that_does_not_fit_names_the_file(tmp_path):
+    path = save_twist_llama(tmp_path / "m")
+    UnitVocabulary("twist", 600, 4, 0, 2, 1).save(path)
+    with pytest.raises(UserError) as e:
+        HFUnitLM.from_args(str(path))
+    assert str(e.value).startswith(f"{path / 'alignslm_units.json'}: 600 units at offset 4 need token ids up to 603")
+
+
+def test_a_config_offset_that_is_no_integer(tmp_path):
+    path = save_twist_llama(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "offset": "4"}))
+    with pytest.raises(UserError, match="config.json: offset is '4', not an integer"):
+        HFUnitLM.from_args(str(path))
+
+
+def test_a_sharded_pickled_checkpoint_is_scanned_shard_by_shard(tmp_path):
+    from safetensors.torch import load_file
+
+    path = save_twist_llama(tmp_path / "m")
+    state = load_file(str(path / "model.safetensors"))
+    (path / "model.safetensors").unlink()
+    names = sorted(state)
+    shards = {"pytorch_model-00001-of-00002.bin": names[: len(names) // 2],
+              "pytorch_model-00002-of-00002.bin": names[len(names) // 2 :]}
+    marker = tmp_path / "ran"
+    for i, (shard, keys) in enumerate(shards.items()):
+        torch.save({**{k: state[k] for k in keys}, **({"payload": CreatesFile(marker)} if i else {})}, path / shard)
+    index = {"metadata": {}, "weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    (path / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    with pytest.raises(UserError) as e:
+        HFUnitLM.from_args(str(path))
+    assert str(e.value).startswith(f"{path / 'pytorch_model-00002-of-00002.bin'}: pickles posix.system")
+    assert not marker.exists()
+    (path / "pytorch_model.bin.index.json").write_text("{")
+    with pytest.raises(UserError, match="pytorch_model.bin.index.json: not a weights index"):
+        HFUnitLM.from_args(str(path))

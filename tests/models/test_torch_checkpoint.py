@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from alignslm_eval.errors import UserError
-from alignslm_eval.models.torch_checkpoint import ForeignObject, load_checkpoint
+from alignslm_eval.models.torch_checkpoint import ForeignObject, load_checkpoint, load_tensors, refuse_pickled_code
 
 
 class RunsShell:
@@ -71,3 +71,26 @@ def test_a_file_that_is_no_torch_pickle_is_named_as_such(tmp_path):
     assert message.startswith(f"--mos-checkpoint {tmp_path / 'km500.npy'}: not a readable torch checkpoint (")
     assert message.endswith("is it a file written by torch.save?)") and "pickles code" not in message
     assert "file an issue" not in message and "\n" not in message
+
+
+def test_pickled_code_is_refused_by_scanning_before_any_load(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"w": torch.ones(2), "x": RunsEval(marker)}, tmp_path / "evil.bin")
+    with pytest.raises(UserError) as e:
+        refuse_pickled_code(tmp_path / "evil.bin", "weights.bin")
+    assert str(e.value).startswith("weights.bin: pickles builtins.eval besides tensors; that code is never run")
+    with pytest.raises(UserError, match="pickles builtins.eval"):
+        load_tensors(tmp_path / "evil.bin", "weights.bin")
+    assert not marker.exists()
+
+
+def test_load_tensors_reads_a_state_dict_and_refuses_anything_else(tmp_path):
+    torch.save({"w": torch.arange(3)}, tmp_path / "ok.bin")
+    assert torch.equal(load_tensors(tmp_path / "ok.bin", "ok.bin")["w"], torch.arange(3))
+    torch.save([torch.arange(3)], tmp_path / "list.bin")
+    with pytest.raises(UserError, match=r"^list.bin: holds a list, not a dict of named tensors"):
+        load_tensors(tmp_path / "list.bin", "list.bin")
+    (tmp_path / "garbage.bin").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(UserError) as e:
+        load_tensors(tmp_path / "garbage.bin", "garbage.bin")
+    assert str(e.value).startswith("garbage.bin: not a readable torch checkpoint (") and "\n" not in str(e.value)
