@@ -24,13 +24,14 @@ _SECRET_VALUE = re.compile(r"^(sk|pk|rk|hf|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{6,
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*?)([.,:;)\]]*(?:\s|['\"<>]|$))")
 
 
-def _is_secret(name: str, value: str) -> bool:
+def is_secret_parameter(name: str, value: str) -> bool:
+    """Whether a query parameter carries a credential, by its name or by the look of its value."""
     return name.lower().replace("-", "_") in SECRET_PARAMETERS or bool(_SECRET_VALUE.match(value))
 
 
 def _redact_parameter(part: str) -> str:
     name, sep, value = part.partition("=")
-    return f"{name}={REDACTED}" if sep and _is_secret(unquote_plus(name), unquote_plus(value)) else part
+    return f"{name}={REDACTED}" if sep and is_secret_parameter(unquote_plus(name), unquote_plus(value)) else part
 
 
 def redact_url(url: Optional[str]) -> Optional[str]:

@@ -2,9 +2,10 @@
 
 `JudgeServer` answers POST /v1/chat/completions on 127.0.0.1 (a free port) from a background thread. What it does
 for a request is scripted by a rule table: the first rule whose marker occurs in the request's messages decides
-(an answer text, an HTTP error a number of times then an answer, or a hang), and requests matching no rule get
-`default`. It counts requests in total and per marker, records the peak number in flight and the Authorization
-headers it saw, and can add a fixed latency to every request.
+(an answer text; or, a number of times before an answer: an HTTP error, a hang, a raw 200 body that is no chat
+completion, a connection reset mid-body, a body trickled byte by byte), and requests matching no rule get
+`default`. It counts requests in total and per marker, records the peak number in flight, the Authorization headers
+and the query strings it saw, and can add a fixed latency to every request.
 
 It is bounded: a hang waits at most `hang_s` (and ends at shutdown), idle keep-alive connections close after a few
 seconds, and the server shuts itself down after `max_lifetime_s` (30 min: longer than any test using it, even on
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import struct
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator, Mapping, Optional
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,11 +36,13 @@ import pytest
 class Behaviour:
     """What the server does for a matching request.
 
-    kind "answer": reply with `text`. kind "fail": reply HTTP `status` for the first `times` matching requests
-    (every one when `times` is None), then reply with `text`; the error message is `message`, where "{auth}" becomes
-    the request's Authorization header (a server quoting the key back, as real ones partly do). kind "hang": send
-    nothing for `hang_s` seconds for the first `times` matching requests (every one when `times` is None), then
-    reply with `text`.
+    kind "answer": reply with `text`. Every other kind misbehaves for the first `times` matching requests (every one
+    when `times` is None), then replies with `text`. kind "fail": reply HTTP `status`; the error message is
+    `message`, where "{auth}" becomes the request's Authorization header and "{path}" its path and query (a server
+    quoting them back, as real ones partly do). kind "hang": send nothing for `hang_s` seconds. kind "raw": reply 200
+    with `body` as it is, of type `content_type`. kind "reset": send the headers of a normal reply and its first
+    `cut_after` body bytes, then reset the connection. kind "trickle": send a normal reply one byte every
+    `interval_s` seconds.
     """
 
     kind: str
@@ -45,6 +51,10 @@ class Behaviour:
     times: Optional[int] = None
     hang_s: float = 0.0
     message: Optional[str] = None
+    body: str = ""
+    content_type: str = "application/json"
+    cut_after: int = 0
+    interval_s: float = 0.0
 
 
 def answer(text: str) -> Behaviour:
@@ -65,10 +75,30 @@ def hang(seconds: float, times: Optional[int] = None, then: str = "\\boxed{3}") 
     return Behaviour("hang", text=then, times=times, hang_s=seconds)
 
 
+def raw(body: str, content_type: str = "application/json", times: Optional[int] = None,
+        then: str = "\\boxed{3}") -> Behaviour:
+    """A 200 reply whose body is exactly `body` (truncated JSON, an HTML page, a completion without a message...)."""
+    return Behaviour("raw", text=then, times=times, body=body, content_type=content_type)
+
+
+def reset(cut_after: int = 20, times: Optional[int] = None, then: str = "\\boxed{3}") -> Behaviour:
+    return Behaviour("reset", text=then, times=times, cut_after=cut_after)
+
+
+def trickle(interval_s: float, times: Optional[int] = None, then: str = "\\boxed{3}") -> Behaviour:
+    return Behaviour("trickle", text=then, times=times, interval_s=interval_s)
+
+
 def hashed_score() -> Behaviour:
     """A score from 1 to 5 that depends on the request's text only: varied across samples, stable across runs
     (what a training-loop test needs to form preference pairs deterministically)."""
     return Behaviour("hash")
+
+
+class _Listener(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when a client opens more at once (a judge with
+    # concurrency 16), and a dropped SYN waits a second for its retransmission: a connect timeout, not a fault.
+    request_queue_size = 128
 
 
 class JudgeServer:
@@ -87,8 +117,9 @@ class JudgeServer:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.auth_headers: set[str] = set()
+        self.queries: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
-        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._httpd: Optional[_Listener] = None
         self._thread: Optional[threading.Thread] = None
         self._watchdog: Optional[threading.Timer] = None
 
@@ -101,7 +132,7 @@ class JudgeServer:
         return f"http://{host}:{port}/v1"
 
     def start(self) -> "JudgeServer":
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _Listener(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="judge-server", daemon=True)
@@ -151,7 +182,7 @@ class JudgeServer:
                 return marker, behaviour
         return None, self.default
 
-    def _register(self, body: dict[str, Any], auth: Optional[str]) -> tuple[Optional[str], Behaviour, int]:
+    def _register(self, body: dict[str, Any], auth: Optional[str], query: str) -> tuple[Optional[str], Behaviour, int]:
         text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict))
         marker, behaviour = self._match(text)
         with self._lock:
@@ -161,6 +192,7 @@ class JudgeServer:
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             if auth is not None:
                 self.auth_headers.add(auth)
+            self.queries.add(query)
             self.bodies.append(body)
             return marker, behaviour, self.per_marker[marker]
 
@@ -181,14 +213,37 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
         def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+            self._send(status, json.dumps(payload).encode())
+
+        def _send(self, status: int, data: bytes, content_type: str = "application/json", cut_after: int = -1,
+                  interval_s: float = 0.0) -> None:
+            """Send a response; `cut_after` >= 0: reset the connection after that many body bytes; `interval_s`:
+            send the body one byte at a time, that far apart."""
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             if status == 429:
                 self.send_header("Retry-After", "0")
             self.end_headers()
-            self.wfile.write(data)
+            if cut_after >= 0:
+                self.wfile.write(data[:cut_after])
+                self.wfile.flush()
+                # SO_LINGER 0: closing sends RST instead of FIN, a reset rather than an orderly end. The socket
+                # closes only once the file reading from it is closed too (the writer holds no reference).
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.rfile.close()
+                self.connection.close()
+                self.close_connection = True
+            elif interval_s:
+                self.wfile.flush()
+                for i in range(len(data)):
+                    if server._stop.wait(interval_s):
+                        self.close_connection = True
+                        return
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(data)
 
         def _error(self, status: int, message: str) -> None:
             kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
@@ -205,20 +260,22 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
             if length > 10_000_000:
                 self._error(413, "request too large")
                 return
-            raw = self.rfile.read(length)
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            data = self.rfile.read(length)
+            route = urlsplit(self.path)
+            if route.path.rstrip("/") != "/v1/chat/completions":
                 self._error(404, f"no route {self.path}")
                 return
             try:
-                body = json.loads(raw)
+                body = json.loads(data)
             except ValueError:
                 self._error(400, "body is not JSON")
                 return
-            marker, behaviour, nth = server._register(body, self.headers.get("Authorization"))
+            marker, behaviour, nth = server._register(body, self.headers.get("Authorization"), route.query)
+            misbehave = behaviour.times is None or nth <= behaviour.times
             try:
                 if server.latency_s:
                     server._stop.wait(server.latency_s)
-                if behaviour.kind == "hang" and (behaviour.times is None or nth <= behaviour.times):
+                if behaviour.kind == "hang" and misbehave:
                     server._stop.wait(behaviour.hang_s)
                     # The client gave up long ago; answering (into a closed socket) just ends the exchange.
                     self._reply(body, behaviour.text)
@@ -226,9 +283,16 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
                     content = json.dumps(body.get("messages", []), sort_keys=True).encode()
                     n = 1 + int(hashlib.sha256(content).hexdigest(), 16) % 5
                     self._reply(body, f"Rated by content hash. \\boxed{{{n}}}")
-                elif behaviour.kind == "fail" and (behaviour.times is None or nth <= behaviour.times):
+                elif behaviour.kind == "fail" and misbehave:
                     message = behaviour.message or f"scripted failure {behaviour.status} for marker {marker!r}"
-                    self._error(behaviour.status, message.replace("{auth}", self.headers.get("Authorization", "")))
+                    message = message.replace("{auth}", self.headers.get("Authorization", ""))
+                    self._error(behaviour.status, message.replace("{path}", self.path))
+                elif behaviour.kind == "raw" and misbehave:
+                    self._send(200, behaviour.body.encode(), behaviour.content_type)
+                elif behaviour.kind == "reset" and misbehave:
+                    self._reply(body, behaviour.text, cut_after=behaviour.cut_after)
+                elif behaviour.kind == "trickle" and misbehave:
+                    self._reply(body, behaviour.text, interval_s=behaviour.interval_s)
                 else:
                     self._reply(body, behaviour.text)
             except (BrokenPipeError, ConnectionResetError):
@@ -236,21 +300,26 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
             finally:
                 server._done()
 
-        def _reply(self, body: dict[str, Any], text: str) -> None:
-            prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-            completion_words = len(text.split())
-            self._send_json(200, {
-                "id": f"chatcmpl-loopback-{time.monotonic_ns()}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "loopback-judge"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
-                          "total_tokens": prompt_words + completion_words},
-            })
+        def _reply(self, body: dict[str, Any], text: str, **send: Any) -> None:
+            self._send(200, json.dumps(completion(body, text)).encode(), **send)
 
     return Handler
+
+
+def completion(request: dict[str, Any], text: str) -> dict[str, Any]:
+    """A well-formed chat-completions response to `request` whose answer is `text`."""
+    prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+    completion_words = len(text.split())
+    return {
+        "id": f"chatcmpl-loopback-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "loopback-judge"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
+                  "total_tokens": prompt_words + completion_words},
+    }
 
 
 @pytest.fixture

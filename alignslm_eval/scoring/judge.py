@@ -18,14 +18,20 @@ The score is read from the LAST `\\boxed{N}` of the answer, N an integer or deci
 GPT-4o scores, Maimon et al. 2025); any other answer scores None with status "unparsable" and keeps the raw answer.
 A template that asks for another answer format comes with its own pattern, `--judge-answer-pattern REGEX` (option
 `judge_answer_pattern`): the last match's first group is the score, e.g. `I would rate the score as\\s*(\\d)`.
-Answers are cached before parsing, so a new pattern re-reads them without asking again.
+Answers are cached before parsing, so a new pattern re-reads them without asking again. An answer with no readable
+score is final (status "unparsable", a real answer, counted apart from "error: ..." failures) unless
+`--judge-retry-unparsable` (option `judge_retry_unparsable`) asks for those samples again.
 
 Requests: the official `openai` client against any chat-completions endpoint (`--judge-base-url`; the client's default,
-the OpenAI API, otherwise), at most `judge_concurrency` in flight. The client's own retries are off; `RetryPolicy`
-retries 408/429/5xx, timeouts and connection errors with capped exponential backoff, and a sample that still fails
-gets `Score(None, "error: ...")` while the rest of the batch is scored. The API key is read from the environment
-variable named by `judge_api_key_env` and handed to the client only: it is never stored in the cache, `describe()`,
-logs or statuses.
+the OpenAI API, otherwise), at most `judge_concurrency` in flight. `judge_timeout_s` bounds each attempt in all
+(connect, wait and read), not each read. The client's own retries are off; `RetryPolicy` retries 408/429/5xx,
+timeouts, connection errors and malformed responses (a body that is not a chat completion: truncated, HTML, no
+message, cut off) with capped exponential backoff, and a sample that still fails gets `Score(None, "error: ...")`
+while the rest of the batch is scored. Anything else going wrong in one request (a bug included) is that sample's
+error too, never the batch's. The API key is read from the environment variable named by `judge_api_key_env` and
+handed to the client only: it is never stored in the cache, `describe()`, logs or statuses. A base URL's user-info is
+dropped (never sent: the client would send it as Basic auth in place of the key) and its query parameters (e.g.
+`?api-version=`) go with every request; both are redacted wherever the URL is written.
 
 Cache: every answer the judge gave (unparsable ones too -- they are real answers) is stored in SQLite under
 `judge_cache_dir` (default `$ALIGNSLM_CACHE/judge`, i.e. `~/.cache/alignslm/judge`), keyed by the sha256 of model,
@@ -40,6 +46,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import random
 import re
 import sqlite3
@@ -50,12 +57,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.cache import default_cache_dir
 from alignslm_eval.errors import UserError
+from alignslm_eval.redaction import is_secret_parameter, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -144,16 +152,6 @@ def render_prompt(template: str, prompt: str, continuation: str) -> str:
     and the template may hold other braces such as \\boxed{N})."""
     values = {"prompt": prompt, "continuation": continuation}
     return _PLACEHOLDER.sub(lambda m: values[_SLOT[m.group(0)]], template)
-
-
-def redact_url(url: Optional[str]) -> Optional[str]:
-    """`url` without user:password, for anything written down."""
-    if url is None:
-        return None
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
 
 
 def default_judge_cache_dir() -> Path:
@@ -259,6 +257,66 @@ class _Outcome:
     attempts: int = 0
 
 
+class MalformedResponse(Exception):
+    """A 2xx response that is not a chat completion with a text answer; the message says what is wrong."""
+
+
+class AttemptTimedOut(Exception):
+    """An attempt ran past its total deadline."""
+
+
+def answer_of(body: bytes, content_type: str) -> str:
+    """The first choice's message content in a chat-completions response body; MalformedResponse otherwise."""
+    try:
+        payload = json.loads(body)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        raise MalformedResponse(f"not JSON: {content_type or 'no content type'}, {len(body)} bytes") from None
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponse("no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        raise MalformedResponse("no message")
+    content = message.get("content")
+    if content is None:
+        # A real answer with no text (e.g. a reasoning model that spent max_tokens thinking): unparsable, not a fault.
+        return ""
+    if not isinstance(content, str):
+        raise MalformedResponse(f"message content is {type(content).__name__}, not text")
+    return content
+
+
+def split_base_url(url: str) -> tuple[str, dict[str, str], bool]:
+    """What the client gets of a base URL: the URL without user-info and query (the client would send user-info as
+    Basic auth in place of the key, and append its paths after a query), the query parameters to send with every
+    request, and whether user-info was dropped."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, host, parts.path, "", "")), query, "@" in parts.netloc
+
+
+def _secret_values(query: Mapping[str, object]) -> list[str]:
+    """The values in `query` that `redact_url` hides (credential-like names or values)."""
+    return [str(value) for name, value in query.items() if is_secret_parameter(name, str(value))]
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts URLs in the records of the HTTP libraries, which log each request's full URL (query included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+#: loggers of the openai client and the HTTP libraries it has used that write request URLs
+TRANSPORT_LOGGERS = ("openai", "openai._base_client", "httpx", "httpx2")
+_REDACTING_FILTER = _RedactingFilter()
+
+
 def _option(options: Mapping[str, Any], name: str, default: Any) -> Any:
     value = options.get(name)
     return default if value is None else value
@@ -294,6 +352,7 @@ class LLMJudge(ContinuationScorer):
         use_cache: bool = True,
         prompt_path: Optional[Path] = None,
         answer_pattern: str = BOXED_PATTERN,
+        retry_unparsable: bool = False,
     ):
         from openai import OpenAI
 
@@ -310,6 +369,7 @@ class LLMJudge(ContinuationScorer):
         self.timeout_s = float(timeout_s)
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
+        self.retry_unparsable = bool(retry_unparsable)
         self.retry = RetryPolicy(int(max_retries), float(backoff_s), float(backoff_max_s))
 
         self.prompt_path = Path(prompt_path) if prompt_path else PROMPTS_DIR / self.default_template
@@ -327,9 +387,20 @@ class LLMJudge(ContinuationScorer):
                 )
             api_key = "EMPTY"  # what vLLM and similar local servers accept when started without --api-key
         self.api_key_env = api_key_env
+        raw_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        client_url, query, had_user_info = split_base_url(raw_url) if raw_url else (None, {}, False)
+        if had_user_info:
+            log.warning("the judge base URL's user:password part is not sent; the judge gets the key in $%s",
+                        api_key_env)
         # Our RetryPolicy is the only retry loop (max_retries=0), so attempts and waits are ours to count and test.
-        self._client = OpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout_s, max_retries=0)
-        self.base_url = redact_url(str(self._client.base_url))
+        # The client's timeout bounds each read; _attempt bounds the whole attempt.
+        self._client = OpenAI(api_key=api_key, base_url=client_url, default_query=query or None,
+                              timeout=self.timeout_s, max_retries=0)
+        query_text = urlsplit(raw_url).query if raw_url else ""
+        self.base_url = redact_url(str(self._client.base_url) + (f"?{query_text}" if query_text else ""))
+        for name in TRANSPORT_LOGGERS:
+            if _REDACTING_FILTER not in logging.getLogger(name).filters:
+                logging.getLogger(name).addFilter(_REDACTING_FILTER)
 
         self._cache: Optional[AnswerCache] = None
         if use_cache:
@@ -355,6 +426,7 @@ class LLMJudge(ContinuationScorer):
             use_cache=bool(_option(options, "judge_cache", True)),
             prompt_path=Path(prompt) if prompt else None,
             answer_pattern=_option(options, "judge_answer_pattern", BOXED_PATTERN),
+            retry_unparsable=bool(_option(options, "judge_retry_unparsable", False)),
         )
 
     # -- requests ---------------------------------------------------------------------------------------------------
@@ -372,21 +444,58 @@ class LLMJudge(ContinuationScorer):
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def _redact(self, text: str) -> str:
-        # The key is looked up again rather than kept on the scorer, so no attribute of ours ever holds it.
-        secret = os.environ.get(self.api_key_env)
-        return text.replace(secret, "***") if secret and secret != "EMPTY" else text
+        """`text` (a server's or an exception's message) with URLs redacted and the key and the base URL's query
+        values replaced: a server may quote them back. The key is looked up again rather than kept on the scorer,
+        so no attribute of ours ever holds it."""
+        secrets = [os.environ.get(self.api_key_env), *_secret_values(self._client.default_query)]
+        text = redact_text(text)
+        for secret in secrets:
+            if secret and secret != "EMPTY":
+                text = text.replace(secret, "***")
+        return text
 
-    def _request(self, messages: list[dict[str, str]]) -> Optional[str]:
-        """One attempt; raises the client's errors. None when the response has no choice at all."""
-        response = self._client.chat.completions.create(
+    def _attempt(self, messages: list[dict[str, str]]) -> str:
+        """One attempt's answer, within `timeout_s` in all; raises on any failure. The client's timeouts apply per
+        read (a server trickling bytes would hold the attempt far longer), so the request runs in a thread of its
+        own that this one stops waiting for at the deadline; the abandoned request ends at its next byte, or at the
+        client's read timeout."""
+        ended: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+        abandoned = threading.Event()
+
+        def run() -> None:
+            try:
+                ended.put((True, self._request(messages, abandoned)))
+            except BaseException as e:  # handed to the waiting thread, which decides
+                ended.put((False, e))
+
+        threading.Thread(target=run, name=f"{threading.current_thread().name}-attempt", daemon=True).start()
+        try:
+            ok, value = ended.get(timeout=self.timeout_s)
+        except queue.Empty:
+            abandoned.set()
+            raise AttemptTimedOut() from None
+        if not ok:
+            raise value
+        return cast(str, value)
+
+    def _request(self, messages: list[dict[str, str]], abandoned: threading.Event) -> str:
+        """Send one request and read its body as it arrives, stopping early once `abandoned` is set."""
+        with self._client.chat.completions.with_streaming_response.create(
             model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens
-        )
-        if not response.choices:
-            return None
-        return response.choices[0].message.content or ""
+        ) as response:
+            body = bytearray()
+            try:
+                for chunk in response.iter_bytes():
+                    if abandoned.is_set():
+                        return ""  # nobody is waiting for this answer any more
+                    body += chunk
+            except Exception as e:  # reset or closed mid-body; the HTTP library's own error type
+                raise MalformedResponse(f"body cut off after {len(body)} bytes, {type(e).__name__}") from None
+            return answer_of(bytes(body), response.headers.get("content-type", ""))
 
     def _ask(self, messages: list[dict[str, str]], key: str) -> _Outcome:
-        """Request with retries; never raises for a failure of the endpoint."""
+        """Request with retries, caching the answer the moment it arrives; never raises for a failure of the
+        endpoint or of this one request's handling."""
         import openai
 
         attempts = 0
@@ -394,21 +503,26 @@ class LLMJudge(ContinuationScorer):
             attempts += 1
             retry_after: Optional[float] = None
             try:
-                content = self._request(messages)
-                if content is None:
-                    return _Outcome(error="error: malformed response (no choices)", attempts=attempts)
-                return _Outcome(answer=content, attempts=attempts)
-            except openai.APITimeoutError:
+                content = self._attempt(messages)
+            except (AttemptTimedOut, openai.APITimeoutError):
                 reason = f"timed out after {attempts} attempt(s) of {self.timeout_s:g} s"
             except openai.APIConnectionError:
                 reason = f"connection failed after {attempts} attempt(s)"
+            except MalformedResponse as e:
+                reason = f"malformed response ({e}) after {attempts} attempt(s)"
             except openai.APIStatusError as e:
                 if not self.retry.is_retryable_status(e.status_code):
                     return _Outcome(error=self._not_retried(e), attempts=attempts)
                 reason = f"HTTP {e.status_code} after {attempts} attempt(s)"
                 retry_after = _retry_after(e.response)
-            except openai.APIResponseValidationError:
-                return _Outcome(error="error: malformed response", attempts=attempts)
+            except Exception as e:  # unforeseen, a bug included: this sample's error, not the batch's crash
+                message = self._redact(" ".join(str(e).split()))[:160]
+                return _Outcome(error=f"error: unexpected {type(e).__name__} (not retried)"
+                                + (f": {message}" if message else ""), attempts=attempts)
+            else:
+                if self._cache is not None:
+                    self._cache.put(key, content, self.model, self.base_url)
+                return _Outcome(answer=content, attempts=attempts)
             retry = attempts - 1
             if retry >= self.retry.max_retries or self._stop.is_set():
                 return _Outcome(error=f"error: {reason}", attempts=attempts)
@@ -446,6 +560,9 @@ class LLMJudge(ContinuationScorer):
                 waiting.setdefault(key, []).append(i)
 
         answers: dict[str, str] = self._cache.get_many(waiting) if self._cache else {}
+        if self.retry_unparsable:
+            # Asked again; the new answer replaces the cached one.
+            answers = {k: a for k, a in answers.items() if parse_score(a, self.answer_pattern) is not None}
         outcomes: dict[str, _Outcome] = {k: _Outcome(answer=a) for k, a in answers.items()}
         todo = [k for k in waiting if k not in answers]
         if todo:
@@ -470,27 +587,29 @@ class LLMJudge(ContinuationScorer):
         return cast("list[Score]", results)
 
     def _ask_all(self, keys: list[str], requests: dict[str, list[dict[str, str]]]) -> dict[str, _Outcome]:
-        """Ask for every key with at most `concurrency` requests in flight; answers are cached as they arrive."""
+        """Ask for every key with at most `concurrency` requests in flight (each worker caches its answer as it
+        arrives, so whatever ends this batch early, nothing answered is lost)."""
         self._stop.clear()
         outcomes: dict[str, _Outcome] = {}
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(keys)), thread_name_prefix="judge")
         try:
             futures: dict[Future[_Outcome], str] = {pool.submit(self._ask, requests[k], k): k for k in keys}
             for future in as_completed(futures):
-                key = futures[future]
-                outcome = future.result()
-                outcomes[key] = outcome
-                if outcome.answer is not None and self._cache is not None:
-                    self._cache.put(key, outcome.answer, self.model, self.base_url)
+                outcomes[futures[future]] = future.result()
         except BaseException:
-            # Ctrl-C or a bug: workers stop at their next backoff instead of retrying on.
+            # Ctrl-C, or a cache that cannot be written: workers stop at their next backoff, not retrying on.
             self._stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
         return outcomes
 
+    def is_final(self, score: Score) -> bool:
+        """With `retry_unparsable`, a stored unparsable score is asked again too."""
+        return super().is_final(score) and not (self.retry_unparsable and score.status == "unparsable")
+
     def describe(self) -> dict[str, Any]:
+        # retry_unparsable is not here (nor in the cache key): it decides what is asked, not what answers mean.
         return {
             "scorer": self.name,
             "metric": self.metric,

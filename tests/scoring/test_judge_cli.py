@@ -1,6 +1,7 @@
 """gpt4o_score end to end through `alignslm-eval` against the loopback judge, one server behaviour per sample:
 a normal answer, an unparsable one, a 429 then success, five 500s then success, and a hang past --judge-timeout
-then success. Each outcome must land on its own sample, and a second identical run must ask the judge nothing."""
+then success. Each outcome must land on its own sample, a second identical run must ask the judge nothing, and a
+third with --judge-retry-unparsable must ask again for the unparsable sample only."""
 
 from __future__ import annotations
 
@@ -95,6 +96,19 @@ def test_every_judge_outcome_lands_on_its_own_sample(setup, tmp_path, capsys, mo
         assert server.total == sent
         again = {r["prompt_id"]: r for r in map(json.loads, open(entry["files"]["samples"]))}
         assert {pid: r["scores"] for pid, r in again.items()} == {pid: r["scores"] for pid, r in rows.items()}
+
+        # --judge-retry-unparsable asks again for the unparsable sample only, and its new answer stands.
+        server.rules[markers["p1"]] = score(3)
+        assert main([*args, "--judge-retry-unparsable"]) == 0, capsys.readouterr().err
+        assert server.total == sent + 1 and server.count(markers["p1"]) == 2
+        newest = max((tmp_path / "runs" / "model").glob("results_*.json"), key=lambda p: p.stat().st_mtime_ns)
+        entry = json.loads(newest.read_text())["tasks"]["gpt4o_score"]
+        retried = {r["prompt_id"]: r for r in map(json.loads, open(entry["files"]["samples"]))}
+        got = retried["p1"]["scores"]["gpt4o_score"]
+        assert (got["value"], got["status"]) == (3.0, "ok")
+        assert {pid: r["scores"] for pid, r in retried.items() if pid != "p1"} == {
+            pid: r["scores"] for pid, r in rows.items() if pid != "p1"}
+        assert entry["result"]["metrics"]["gpt4o_score"]["n"] == 5 and not entry["unscored"]
     for path in (tmp_path / "runs").rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes()
