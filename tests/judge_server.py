@@ -55,6 +55,8 @@ class Behaviour:
     content_type: str = "application/json"
     cut_after: int = 0
     interval_s: float = 0.0
+    #: kind "hash": about one request in this many, by its text, fails with `status` (0: none)
+    fail_one_in: int = 0
 
 
 def answer(text: str) -> Behaviour:
@@ -89,10 +91,11 @@ def trickle(interval_s: float, times: Optional[int] = None, then: str = "\\boxed
     return Behaviour("trickle", text=then, times=times, interval_s=interval_s)
 
 
-def hashed_score() -> Behaviour:
+def hashed_score(fail_one_in: int = 0, status: int = 500) -> Behaviour:
     """A score from 1 to 5 that depends on the request's text only: varied across samples, stable across runs
-    (what a training-loop test needs to form preference pairs deterministically)."""
-    return Behaviour("hash")
+    (what a training-loop test needs to form preference pairs deterministically). With `fail_one_in` N, about one
+    request in N, chosen by its text too, gets HTTP `status` instead, every time it is sent."""
+    return Behaviour("hash", status=status, fail_one_in=fail_one_in)
 
 
 class _Listener(ThreadingHTTPServer):
@@ -281,8 +284,11 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
                     self._reply(body, behaviour.text)
                 elif behaviour.kind == "hash":
                     content = json.dumps(body.get("messages", []), sort_keys=True).encode()
-                    n = 1 + int(hashlib.sha256(content).hexdigest(), 16) % 5
-                    self._reply(body, f"Rated by content hash. \\boxed{{{n}}}")
+                    digest = int(hashlib.sha256(content).hexdigest(), 16)
+                    if behaviour.fail_one_in and digest // 5 % behaviour.fail_one_in == 0:
+                        self._error(behaviour.status, f"scripted failure {behaviour.status} by content hash")
+                    else:
+                        self._reply(body, f"Rated by content hash. \\boxed{{{1 + digest % 5}}}")
                 elif behaviour.kind == "fail" and misbehave:
                     message = behaviour.message or f"scripted failure {behaviour.status} for marker {marker!r}"
                     message = message.replace("{auth}", self.headers.get("Authorization", ""))
