@@ -252,8 +252,8 @@ def cmd_train(argv: Sequence[str]) -> int:
         if args.stage == "all" and (config.round_dir(k) / COMPLETE).is_file():
             print(f"round {k}: already complete, skipped", file=sys.stderr)
             continue
+        lm = policy(config, k, device=args.device)  # refuses a round whose previous one is unfinished
         config.round_dir(k).mkdir(parents=True, exist_ok=True)
-        lm = policy(config, k, device=args.device)
         if "dpo" in stages:
             check_target_modules(lm.model, dpo)
         if components is None:

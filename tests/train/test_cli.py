@@ -122,3 +122,15 @@ def test_a_default_asr_round_refuses_another_asr_later(base, tmp_path, no_work, 
     _record(tmp_path / "out", _result_settings(parser().parse_args(base), DPOSettings()), ["alignslm-train"])
     code, err = run(capsys, *base, "--stage", "score", "--round", "1", "--asr", "whisper:/x")
     assert code == 2 and "made with other settings (asr 'pocketsphinx' -> 'whisper:/x')" in err
+
+
+def test_a_round_whose_previous_round_is_unfinished_is_refused_leaving_nothing(tmp_path, capsys, shared_data):
+    from tests.benchmark_fixtures import make_model_dir
+
+    model = make_model_dir(shared_data, tmp_path / "model")
+    (tmp_path / "prompts").mkdir()
+    out = tmp_path / "out"
+    code, last = run(capsys, "--model", str(model), "--prompts", str(tmp_path / "prompts"), "--output-dir", str(out),
+                     "--stage", "dpo", "--round", "5")
+    assert code == 2 and "round 5 samples from round 4's policy" in last
+    assert not (out / "round-5").exists()
