@@ -11,7 +11,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 @contextmanager
@@ -31,3 +31,21 @@ def write_text(path: Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_new(candidates: Iterable[Path], text: str) -> Path:
+    """Write `text` to the first of `candidates` that does not exist yet, and return it. Never replaces a file: the
+    name is taken with a hard link, which fails if another process took it first (two runs finishing in the same
+    second both keep their results), and the file appears complete."""
+    for path in candidates:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.link(tmp, path)
+            return path
+        except FileExistsError:
+            continue
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise FileExistsError("every candidate name is taken")

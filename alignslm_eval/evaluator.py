@@ -27,7 +27,7 @@ from alignslm_eval.cache import UnitCache
 from alignslm_eval.continuation import open_append
 from alignslm_eval.errors import UserError
 from alignslm_eval.pipeline import PipelineComponents, evaluate_generation_task
-from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
+from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_new_json
 from alignslm_eval.units import Units, from_frames
 
 TOKENIZE_COMMIT_EVERY = 32
@@ -252,11 +252,6 @@ def evaluate(
         "tasks": task_results,
         "skipped_tasks": settings.skipped,
     }
-    path = settings.output_dir / f"results_{results['created']}.json"
-    suffix = 1
-    while path.exists():  # two runs in the same second keep both files
-        suffix += 1
-        path = settings.output_dir / f"results_{results['created']}_{suffix}.json"
-    write_json(path, results)
+    path = write_new_json(settings.output_dir, f"results_{results['created']}", results)
     write_text(path.with_suffix(".md"), markdown_summary(results))
     return results, path

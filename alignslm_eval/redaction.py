@@ -13,20 +13,28 @@ from typing import Iterable, Optional
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "***"
-#: query parameter names that carry credentials (compared lower-case, with '-' read as '_')
-SECRET_PARAMETERS = frozenset({
-    "api_key", "apikey", "key", "token", "access_token", "auth", "authorization", "password", "passwd", "pwd",
-    "secret", "client_secret", "sig", "signature", "x_api_key", "code", "session", "sessionid",
-})
+#: parts of query parameter names that mark a credential (`api-key`, `subscription-key`, `x-goog-api-key`,
+#: `auth_token`, `client_secret`, `sig`, `password`...), matched within the lower-cased name
+SECRET_NAME_PARTS = ("key", "token", "secret", "pass", "pwd", "auth", "sig", "cred", "session")
+#: whole parameter names that are credentials without containing one of those parts (OAuth's authorization code)
+SECRET_NAMES = frozenset({"code"})
 #: values that are credentials whatever their parameter is called: OpenAI/Anthropic-style keys, bearer tokens, JWTs
-_SECRET_VALUE = re.compile(r"^(sk|pk|rk|hf|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{6,}|^Bearer\s|^eyJ[A-Za-z0-9_-]{10,}\.")
+_SECRET_VALUE = re.compile(r"(?<![A-Za-z0-9])(?:(?:sk|pk|rk|hf|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{6,}"
+                           r"|eyJ[A-Za-z0-9_-]{10,}\.\S*)")
+_BEARER = re.compile(r"(Bearer\s+)\S+")
 #: a URL in running text; punctuation right after it (a colon, a closing bracket) is not part of it
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*?)([.,:;)\]]*(?:\s|['\"<>]|$))")
+#: what is left outside a well-formed URL: user-info before an '@' after '//' or ':/' (a typo'd scheme), and
+#: credential-named parameters after '?' or '&' (a URL without a scheme)
+_USER_INFO = re.compile(r"(:/{1,2})[^\s/'\"<>@]*@")
+_PARAMETER = re.compile(r"([?&])([A-Za-z0-9_.-]+)=([^\s&#'\"<>]*)")
 
 
 def is_secret_parameter(name: str, value: str) -> bool:
     """Whether a query parameter carries a credential, by its name or by the look of its value."""
-    return name.lower().replace("-", "_") in SECRET_PARAMETERS or bool(_SECRET_VALUE.match(value))
+    name = name.lower()
+    return (any(part in name for part in SECRET_NAME_PARTS) or name in SECRET_NAMES
+            or bool(_SECRET_VALUE.match(value) or _BEARER.match(value)))
 
 
 def _redact_parameter(part: str) -> str:
@@ -39,8 +47,10 @@ def redact_url(url: Optional[str]) -> Optional[str]:
     dropped, so one endpoint always reads the same)."""
     if url is None:
         return None
+    # Lexically first: `user:12345#x@host` would parse as a port and a fragment, keeping the password.
+    url = _USER_INFO.sub(r"\1", str(url))
     try:
-        parts = urlsplit(str(url))
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:  # not parseable as a URL (a bad port): say nothing of it rather than risk a secret
         return REDACTED
@@ -55,8 +65,14 @@ def redact_url(url: Optional[str]) -> Optional[str]:
 
 
 def redact_text(text: str) -> str:
-    """`text` with every URL in it redacted (see `redact_url`)."""
-    return _URL.sub(lambda m: redact_url(m.group(1)) + m.group(2), text)
+    """`text` with every URL in it redacted (see `redact_url`), and what would leak from a malformed one: user-info,
+    credential-like query parameters, key-like values."""
+    text = _URL.sub(lambda m: redact_url(m.group(1)) + m.group(2), text)
+    text = _USER_INFO.sub(r"\1", text)
+    text = _PARAMETER.sub(lambda m: m.group(0) if not is_secret_parameter(unquote_plus(m.group(2)),
+                                                                          unquote_plus(m.group(3)))
+                          else f"{m.group(1)}{m.group(2)}={REDACTED}", text)
+    return _BEARER.sub(rf"\1{REDACTED}", _SECRET_VALUE.sub(REDACTED, text))
 
 
 def redact_command(argv: Iterable[str]) -> list[str]:

@@ -10,6 +10,7 @@ Accuracy values are fractions in [0, 1]; tables show them as percentages.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import platform
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import alignslm_eval
-from alignslm_eval.atomic import write_text
+from alignslm_eval.atomic import write_new, write_text
 from alignslm_eval.paths import check_output_file
 
 SCHEMA_VERSION = 1
@@ -69,7 +70,20 @@ def write_json(path: Path, data: Any) -> None:
     path = Path(path)
     check_output_file(path, "results file", "results.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, _json_text(data))
+
+
+def write_new_json(folder: Path, stem: str, data: Any) -> Path:
+    """Write `data` to `folder/<stem>.json`, or `<stem>_2.json`, ... when taken: never over an existing file, even
+    one another process writes at the same moment (two runs finishing in the same second keep both files)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = (folder / (f"{stem}.json" if n == 1 else f"{stem}_{n}.json") for n in itertools.count(1))
+    return write_new(names, _json_text(data))
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
 def _json_default(obj: Any) -> Any:

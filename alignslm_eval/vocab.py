@@ -92,14 +92,17 @@ class UnitVocabulary:
         """The special token ids that are set, by field name."""
         return {field: getattr(self, field) for field in ("bos_id", "eos_id", "pad_id") if getattr(self, field) is not None}
 
-    def check_tokenizer(self, tokenizer_units: int, tokenizer: str) -> None:
+    def check_tokenizer(self, tokenizer_units: int, tokenizer: str, n_units_flag: bool = True) -> None:
         """A UserError unless the speech tokenizer (`tokenizer` names it) makes exactly the units this vocabulary
-        maps: with more, some units have no token; with fewer, the model samples units no vocoder knows."""
+        maps: with more, some units have no token; with fewer, the model samples units no vocoder knows. The fix
+        offered is `--n-units` where the command has it (`n_units_flag`), else the model dir's vocabulary file."""
         if tokenizer_units != self.n_units:
+            fix = (f"--n-units {tokenizer_units} (with --unit-convention when the model dir has {VOCAB_FILE})"
+                   if n_units_flag else f"an {VOCAB_FILE} with \"n_units\": {tokenizer_units} in the model dir (see the "
+                   "README's Models section)")
             raise UserError(
                 f"{tokenizer}: makes {tokenizer_units} units, but the model's unit vocabulary has {self.n_units} "
-                f"({self.summary()}); give the tokenizer the model was trained with, or "
-                f"--n-units {tokenizer_units} (with --unit-convention when the model dir has {VOCAB_FILE})"
+                f"({self.summary()}); give the tokenizer the model was trained with, or {fix}"
             )
 
     def decode(self, token_ids: np.ndarray) -> np.ndarray:

@@ -18,9 +18,28 @@ import torch
 from transformers import TrainerCallback
 
 from alignslm_eval.api.task import load_specs
+from alignslm_eval.atomic import write_text
+from alignslm_eval.continuation import open_append
 from alignslm_eval.evaluator import EvalSettings, evaluate, prepare_tasks
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.vocab import UnitVocabulary
+
+
+def _drop_cut_lines(path: Path) -> None:
+    """Rewrite a log without the line a kill cut short (its step is evaluated again: the kill came before that
+    step's checkpoint), so `plot-training` can read it."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    whole = []
+    for line in lines:
+        try:
+            json.loads(line)
+            whole.append(line)
+        except ValueError:
+            continue
+    if len(whole) != len(lines):
+        write_text(path, "".join(line + "\n" for line in whole))
 
 
 class EvalCallback(TrainerCallback):
@@ -37,6 +56,7 @@ class EvalCallback(TrainerCallback):
         # Validate the tasks' data now, not at the first evaluation an hour into training.
         self.tasks = prepare_tasks(load_specs(tasks), self.settings)
         self._tensorboard = _tensorboard_writer(self.out_dir / "tensorboard")
+        _drop_cut_lines(self.out_dir / "eval_log.jsonl")
 
     def on_step_end(self, args, state, control, model=None, **kwargs: Any):
         if self.every and state.global_step % self.every == 0 and model is not None:
@@ -63,7 +83,7 @@ class EvalCallback(TrainerCallback):
             np.random.set_state(rng[1])
             torch.random.set_rng_state(rng[2])
             model.train(was_training)
-        with open(self.out_dir / "eval_log.jsonl", "a", encoding="utf-8") as log:
+        with open_append(self.out_dir / "eval_log.jsonl") as log:
             for task, entry in results["tasks"].items():
                 name = entry["result"]["headline"]
                 metric = entry["result"]["metrics"][name]

@@ -259,7 +259,8 @@ def cmd_train(argv: Sequence[str]) -> int:
         if components is None:
             # Every round's policy lives on the base model's directory, so these are built once.
             tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
-            lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(args, lm.describe().get("local_dir")))
+            lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(args, lm.describe().get("local_dir")),
+                                     n_units_flag=False)
             components = pipeline_components(args, lm.describe().get("local_dir"))
             scorers = rule_scorers(config, components) if "score" in stages else []
             _record(args.output_dir, {}, command)

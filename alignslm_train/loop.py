@@ -26,7 +26,7 @@ from alignslm_eval.api.scorer import ContinuationScorer
 from alignslm_eval.atomic import replacing, write_text
 from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompts, key_of
 from alignslm_eval.errors import UserError
-from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE
+from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, write_base_record
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.pipeline import PipelineComponents, prepare_scorers, score_continuations
 from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
@@ -152,9 +152,12 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
     if failed and not config.allow_unscored:
         reasons = "; ".join(f"{metric}: {n} x {status}" for metric, statuses in unscored.items()
                             for status, n in statuses.items() if status.startswith("error"))
+        # A refusal the judge will repeat (a rejected key or request) needs a fix before a rerun can help.
+        refused = ("; answers marked 'not retried' were refused by the judge and need the key or request fixed "
+                   "first" if "not retried" in reasons else "")
         raise UserError(f"round {k}: scoring failed for {failed} of {len(rows)} samples ({reasons}), so no pairs are "
                         "made from partial scores; rerun the same command to retry only those, or pass "
-                        "--allow-unscored to train on the scored samples")
+                        f"--allow-unscored to train on the scored samples{refused}")
     prompt_units = {r["prompt_id"]: r["prompt_units"] for r in _read_jsonl(run.root / "samples.jsonl")}
     candidates: dict[str, Candidate] = {}
     for r in rows:
@@ -196,6 +199,7 @@ def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, call
     checkpoints.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(identity) + "\n")
     result = train_dpo(base.model, base.vocab, preference, out, dpo_settings, callbacks=callbacks)
+    write_base_record(result.adapter_dir, Path(base.describe()["local_dir"]))
     earlier = [str(Path("..") / ".." / f"round-{j}" / "adapter") for j in range(1, k)]
     (Path(result.adapter_dir) / ADAPTER_CHAIN_FILE).write_text(json.dumps(earlier) + "\n")
     report = json.loads((out / "pairs_report.json").read_text())

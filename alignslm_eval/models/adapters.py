@@ -35,6 +35,9 @@ from alignslm_eval.vocab import VOCAB_FILE, UnitVocabulary
 
 ADAPTER_CHAIN_FILE = "alignslm_adapter_chain.json"
 MERGED_FROM_FILE = "alignslm_merged_from.json"  # written by `alignslm-train merge` into the checkpoint it makes
+#: written by alignslm-train beside each adapter: its base's weights fingerprint, which still identifies the base
+#: when the recorded path is gone (the run moved to another machine or scratch dir)
+BASE_RECORD_FILE = "alignslm_adapter_base.json"
 CONFIG_FILE = "adapter_config.json"
 LORA_FIELDS = ("peft_type", "r", "lora_alpha", "target_modules")
 log = logging.getLogger(__name__)
@@ -189,6 +192,8 @@ def check_base(adapter_dir: Path, config: dict[str, Any], label: str, model: Bas
                     "--model %s; applied because its weights fit", label, CONFIG_FILE, model.given)
         return
     problem = _base_mismatch(recorded, model)
+    if problem and _trained_on_these_weights(adapter_dir, model):
+        return
     if problem:
         note = f" ({model.given} is {merged[0]} with adapters merged in, see its {MERGED_FROM_FILE})" if merged else ""
         raise UserError(f"{label}: {problem}{note}")
@@ -228,6 +233,22 @@ def _base_mismatch(recorded: str, model: BaseModel) -> Optional[str]:
     copy = "" if mine else (f", or, if {model.given} is a copy of it, set base_model_name_or_path in {CONFIG_FILE} "
                             f"to {model.local_dir}")
     return f"trained on the hub model {repo[0]}, not on --model {model.given}; pass --model {repo[0]}{copy}"
+
+
+def write_base_record(adapter_dir: Path, base_dir: Path) -> None:
+    """Record the weights an adapter was trained on, beside it (see BASE_RECORD_FILE)."""
+    record = {"base": str(base_dir), "weights_fingerprint": weights_fingerprint(base_dir)}
+    (Path(adapter_dir) / BASE_RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _trained_on_these_weights(adapter_dir: Path, model: BaseModel) -> bool:
+    """Whether alignslm-train recorded that the adapter was trained on weights identical to `model`'s."""
+    file = adapter_dir / BASE_RECORD_FILE
+    try:
+        recorded = json.loads(file.read_text(encoding="utf-8")).get("weights_fingerprint") if file.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return False  # an unreadable record proves nothing; the path check's verdict stands
+    return bool(recorded) and recorded == weights_fingerprint(model.local_dir)
 
 
 def _same_weights(a: Path, b: Path) -> bool:

@@ -192,7 +192,9 @@ def _vocabulary(
     checked against the model: every unit needs a token embedding of its own, apart from BOS/EOS/PAD."""
     vocab_size = lm.get_input_embeddings().weight.shape[0]
     vocab, source = _chosen_vocabulary(checkpoint, config, lm, convention, offset, n_units, vocab_size)
-    reserved = _config_special_ids(config, lm)
+    # The config's special ids bind a mapping read off the config or given by flags, not a stored vocabulary: that
+    # states its own specials (a merged Slam model keeps its text LM's ids in a config the Slam mapping replaces).
+    reserved = _config_special_ids(config, lm) if source != str(checkpoint / VOCAB_FILE) else {}
     problem = vocab.misfit(vocab_size, reserved)
     if problem is None:
         return vocab

@@ -122,6 +122,19 @@ def test_a_base_missing_here_is_refused_and_the_new_place_can_be_recorded(tmp_pa
     assert HFUnitLM.from_args(str(moved), adapter=str(adapter)).describe()["adapter"]
 
 
+def test_an_alignslm_adapter_moved_with_its_base_is_known_by_the_base_weights(tmp_path):
+    from alignslm_eval.models.adapters import write_base_record
+
+    trained_on = save_twist_llama(tmp_path / "machine-a" / "twist")
+    adapter = save_lora_adapter(AutoModelForCausalLM.from_pretrained(trained_on), tmp_path / "adapter")
+    write_base_record(adapter, trained_on)  # as alignslm-train does beside each adapter it trains
+    moved = tmp_path / "machine-b" / "twist"
+    shutil.move(trained_on, moved)
+    assert HFUnitLM.from_args(str(moved), adapter=str(adapter)).describe()["adapter"]
+    other = save_twist_llama(tmp_path / "other", seed=1)  # same shapes, other weights: still refused
+    assert refused(other, adapter).startswith(f"--adapter {adapter}: trained on {trained_on}, which is not here")
+
+
 def test_a_relative_base_path_is_resolved(base, tmp_path, monkeypatch):
     adapter = save_lora_adapter(AutoModelForCausalLM.from_pretrained(base), tmp_path / "adapter")
     monkeypatch.chdir(base.parent)

@@ -263,3 +263,17 @@ def test_a_sharded_pickled_checkpoint_is_scanned_shard_by_shard(tmp_path):
     (path / "pytorch_model.bin.index.json").write_text("{")
     with pytest.raises(UserError, match="pytorch_model.bin.index.json: not a weights index"):
         HFUnitLM.from_args(str(path))
+
+
+def test_a_stored_vocabulary_states_its_own_specials_whatever_the_config_says(tmp_path):
+    # What `alignslm-train merge` writes for a Slam model whose text LM had OPT-style ids (bos = eos = 2, pad = 1):
+    # save_pretrained's plain config keeps those ids, while alignslm_units.json maps units from token 2.
+    import transformers
+
+    cfg = transformers.LlamaConfig(vocab_size=N_UNITS + 2, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=4, bos_token_id=2, eos_token_id=2,
+                                   pad_token_id=1)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    UnitVocabulary.slam(N_UNITS).save(tmp_path)
+    lm = HFUnitLM.from_args(str(tmp_path))
+    assert lm.vocab == UnitVocabulary.slam(N_UNITS)

@@ -200,6 +200,16 @@ def test_pairs_are_refused_while_judge_errors_remain_and_unparsable_answers_are_
     assert [p.prompt_id for p in pairs] == ["p0", "p1"]  # p2's best is 3 against 2: no sample rated <= 1
 
 
+def test_a_judge_refusal_that_a_rerun_would_repeat_is_named_as_such(tmp_path):
+    from alignslm_eval.errors import UserError
+    from alignslm_train.loop import stage_pairs
+
+    config, run = _scored_round(tmp_path, [["ok", "error: HTTP 400 (not retried): context too long", "ok"]])
+    with pytest.raises(UserError, match="answers marked 'not retried' were refused by the judge and need the key or "
+                                        "request fixed first"):
+        stage_pairs(config, 1, run)
+
+
 def test_unparsable_answers_alone_do_not_hold_the_pairs_back(tmp_path):
     from alignslm_train.loop import stage_pairs
 
