@@ -42,7 +42,13 @@ def write_new(candidates: Iterable[Path], text: str) -> Path:
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         try:
             tmp.write_text(text, encoding="utf-8")
-            os.link(tmp, path)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: take the name empty, then fill it in one step
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os.replace(tmp, path)
             return path
         except FileExistsError:
             continue

@@ -36,3 +36,16 @@ def test_new_files_never_replace_one_another_even_when_written_at_once(tmp_path)
     assert (tmp_path / "r.json").read_text() == "earlier run\n"
     assert len(set(written)) == 8 and sorted(p.read_text() for p in written) == [f"run {i}\n" for i in range(8)]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_without_hard_links_a_name_is_still_taken_only_once(tmp_path, monkeypatch):
+    import os
+
+    def no_links(src, dst):
+        raise PermissionError("this file system has no hard links")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "r.json").write_text("earlier run\n")
+    path = write_new([tmp_path / "r.json", tmp_path / "r_2.json"], "new run\n")
+    assert path.name == "r_2.json" and path.read_text() == "new run\n"
+    assert (tmp_path / "r.json").read_text() == "earlier run\n" and not list(tmp_path.glob(".*.tmp"))
