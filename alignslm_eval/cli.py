@@ -435,7 +435,8 @@ def cmd_score(argv: Sequence[str]) -> int:
     from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.continuation import ContinuationRun
     from alignslm_eval.pipeline import prepare_scorers, score_continuations, unscored_reasons, write_samples_log
-    from alignslm_eval.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json
+    from alignslm_eval.results import (SCHEMA_VERSION, environment, markdown_summary, timestamp, write_json,
+                                       write_new_json)
     from alignslm_tasks.continuation import aggregate_scores
 
     run = ContinuationRun(args.run_dir)
@@ -452,8 +453,8 @@ def cmd_score(argv: Sequence[str]) -> int:
         raise UserError(f"--set {', '.join(unknown)}: not a setting of the scorers {args.scorers} (theirs: "
                         f"{', '.join(accepted) or 'none'})")
     created = timestamp()
-    output = args.output or run.root / f"rescored_{created}.json"
-    check_output_file(output, "--output", "rescored.json")
+    if args.output:
+        check_output_file(args.output, "--output", "rescored.json")
     components = pipeline_components(args, run.identity["model"].get("local_dir"))
     # The run's own wavs and transcripts, unless the flags name another vocoder or ASR (its arguments alone do too).
     needs = {need for s in scorers for need in s.needs}
@@ -465,15 +466,20 @@ def cmd_score(argv: Sequence[str]) -> int:
     items = run.items()
     scores, pipeline = score_continuations(run, items, run.prompts(), scorers, components)
     files = {"run_dir": str(run.root)}
-    if args.log_samples:
-        files["samples"] = str(write_samples_log(output.with_name(f"{output.stem}_samples.jsonl"), items, scores))
     doc = {"schema_version": SCHEMA_VERSION, "created": created,
            "command": redact_command(["alignslm-eval", "score", *argv]),
            "environment": environment(), "model": run.identity["model"],
            "tasks": {"rescore": {"settings": settings, "pipeline": pipeline,
                                  "result": aggregate_scores(scores).to_json(), "unscored": unscored_reasons(scores),
                                  "files": files}}}
-    write_json(output, doc)
+    if args.output:
+        output = args.output
+        write_json(output, doc)
+    else:  # a name of its own: two re-scorings of one run finishing in the same second keep both files
+        output = write_new_json(run.root, f"rescored_{created}", doc)
+    if args.log_samples:
+        files["samples"] = str(write_samples_log(output.with_name(f"{output.stem}_samples.jsonl"), items, scores))
+        write_json(output, doc)
     print(markdown_summary(doc))
     print(f"results: {output}")
     return _report_unscored_tasks(doc)

@@ -476,3 +476,20 @@ def test_two_processes_on_one_output_path_both_finish_with_the_same_scores(setup
     assert results[0]["tasks"]["signal_quality"]["result"] == results[1]["tasks"]["signal_quality"]["result"]
     run_dir = Path(results[0]["tasks"]["signal_quality"]["pipeline"]["run_dir"])
     assert not list(run_dir.rglob("*.tmp")) and len(list(run_dir.rglob("*.wav"))) == 3 * 16
+
+
+def test_two_rescorings_in_one_second_keep_both_files(setup, tmp_path, capsys, monkeypatch):
+    import alignslm_eval.results
+
+    root, model, text_lm = setup
+    assert run_eval(root, model, text_lm, tmp_path / "runs") == 0
+    results = json.loads(next((tmp_path / "runs" / "model").glob("results_*.json")).read_text())
+    run_dir = Path(results["tasks"]["continuation"]["pipeline"]["run_dir"])
+    monkeypatch.setattr(alignslm_eval.results, "timestamp", lambda: "2026-12-02T00-00-00")
+    for scorers in ("auto_bleu", "silence_ratio"):
+        assert main(["score", str(run_dir), "--scorers", scorers, "--log-samples"]) == 0, capsys.readouterr().err
+    first, second = (json.loads((run_dir / name).read_text()) for name in
+                     ("rescored_2026-12-02T00-00-00.json", "rescored_2026-12-02T00-00-00_2.json"))
+    assert set(first["tasks"]["rescore"]["result"]["metrics"]) == {"auto_bleu"}
+    assert set(second["tasks"]["rescore"]["result"]["metrics"]) == {"silence_ratio"}
+    assert second["tasks"]["rescore"]["files"]["samples"].endswith("rescored_2026-12-02T00-00-00_2_samples.jsonl")

@@ -54,9 +54,10 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, cast
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Optional, Sequence, cast
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alignslm_eval.api.registry import register_scorer
@@ -203,7 +204,11 @@ def _retry_after(response: Any) -> Optional[float]:
 
 class AnswerCache:
     """Judge answers in one SQLite file, keyed by `LLMJudge.cache_key`. Each answer is committed as it arrives, so an
-    interrupted run keeps everything answered so far; SQLite's locking lets parallel runs share the file."""
+    interrupted run keeps everything answered so far; SQLite's locking lets parallel runs share the file. A file that
+    cannot be read or written (not a database, a full disk, a lock held past `LOCK_TIMEOUT_S`) is a UserError naming
+    it; answers committed before stay in it."""
+
+    LOCK_TIMEOUT_S: ClassVar[float] = 60.0
 
     def __init__(self, root: Path):
         root = Path(root)
@@ -213,17 +218,26 @@ class AnswerCache:
             raise UserError(f"--judge-cache-dir {root}: cannot create the judge cache directory ({e.strerror or e})")
         self.path = root / "answers.sqlite"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, base_url TEXT, answer TEXT, "
-            "created REAL)"
-        )
-        self._db.commit()
+        with self._failing("opened"):
+            self._db = sqlite3.connect(self.path, timeout=self.LOCK_TIMEOUT_S, check_same_thread=False)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, base_url TEXT, answer TEXT, "
+                "created REAL)"
+            )
+            self._db.commit()
+
+    @contextmanager
+    def _failing(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise UserError(f"{self.path}: the judge answer cache cannot be {what} ({e}); free disk space, end the "
+                            "process holding it, or pass --judge-cache-dir DIR (a rerun asks only what it lacks)")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(keys))
         found: dict[str, str] = {}
-        with self._lock:
+        with self._lock, self._failing("read"):
             for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
                 chunk = wanted[start : start + 500]
                 rows = self._db.execute(
@@ -233,7 +247,7 @@ class AnswerCache:
         return found
 
     def put(self, key: str, answer: str, model: str, base_url: Optional[str]) -> None:
-        with self._lock:
+        with self._lock, self._failing("written"):
             self._db.execute(
                 "INSERT OR REPLACE INTO answers (key, model, base_url, answer, created) VALUES (?, ?, ?, ?, ?)",
                 (key, model, base_url, answer, time.time()),

@@ -240,3 +240,34 @@ def test_a_rotated_query_key_keeps_the_cache_key(tmp_path):
 
         assert key_of("api-key=sk-old-0123456") == key_of("api-key=sk-new-6543210")
         assert key_of("api-version=1") != key_of("api-version=2")
+
+
+def test_a_judge_cache_that_cannot_be_used_is_a_one_line_error_keeping_what_it_holds(tmp_path, monkeypatch):
+    import sqlite3
+
+    from alignslm_eval.errors import UserError
+    from alignslm_eval.scoring.judge import AnswerCache
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "answers.sqlite").write_bytes(b"this is no SQLite database, just bytes " * 64)
+    with JudgeServer() as server:
+        with pytest.raises(UserError, match=r"broken/answers.sqlite: the judge answer cache cannot be opened \(file "
+                                            r"is not a database\); .*--judge-cache-dir"):
+            judge(server, tmp_path / "broken")
+
+        # Another process holds the cache's write lock for longer than we wait: the answer cannot be stored.
+        monkeypatch.setattr(AnswerCache, "LOCK_TIMEOUT_S", 0.2)
+        with judge(server, tmp_path / "cache") as scorer:
+            assert scorer.score([item(0, "#first#")])[0].value == 3.0
+            holder = sqlite3.connect(tmp_path / "cache" / "answers.sqlite")
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                with pytest.raises(UserError, match="answers.sqlite: the judge answer cache cannot be (read|written) "
+                                                    r"\(database is locked\)"):
+                    scorer.score([item(1, "#second#")])
+            finally:
+                holder.rollback()
+                holder.close()
+        with judge(server, tmp_path / "cache") as scorer:  # what was committed before is still there
+            server.reset_counts()
+            assert scorer.score([item(0, "#first#")])[0].value == 3.0 and server.total == 0
