@@ -18,28 +18,11 @@ import torch
 from transformers import TrainerCallback
 
 from alignslm_eval.api.task import load_specs
-from alignslm_eval.atomic import write_text
 from alignslm_eval.continuation import open_append
 from alignslm_eval.evaluator import EvalSettings, evaluate, prepare_tasks
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.vocab import UnitVocabulary
-
-
-def _drop_cut_lines(path: Path) -> None:
-    """Rewrite a log without the line a kill cut short (its step is evaluated again: the kill came before that
-    step's checkpoint), so `plot-training` can read it."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    whole = []
-    for line in lines:
-        try:
-            json.loads(line)
-            whole.append(line)
-        except ValueError:
-            continue
-    if len(whole) != len(lines):
-        write_text(path, "".join(line + "\n" for line in whole))
+from alignslm_train.dpo import keep_log_lines
 
 
 class EvalCallback(TrainerCallback):
@@ -56,7 +39,7 @@ class EvalCallback(TrainerCallback):
         # Validate the tasks' data now, not at the first evaluation an hour into training.
         self.tasks = prepare_tasks(load_specs(tasks), self.settings)
         self._tensorboard = _tensorboard_writer(self.out_dir / "tensorboard")
-        _drop_cut_lines(self.out_dir / "eval_log.jsonl")
+        keep_log_lines(self.out_dir / "eval_log.jsonl")  # without a line a kill cut short
 
     def on_step_end(self, args, state, control, model=None, **kwargs: Any):
         if self.every and state.global_step % self.every == 0 and model is not None:

@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -431,20 +431,28 @@ def _last_checkpoint(checkpoints: Path) -> Optional[Path]:
     return max(complete, key=_checkpoint_step) if complete else None
 
 
-def _trim_log(path: Path, keep_through_step: int) -> None:
-    """Drop log lines past the step training restarts from, so a resumed run does not log a step twice, and a line
-    a kill cut short (it is logged again when its step is redone)."""
+def keep_log_lines(path: Path, keep: Callable[[dict[str, Any]], bool] = lambda row: True) -> None:
+    """Rewrite a JSONL log with only its whole lines (JSON objects) that `keep` accepts. A line a kill cut short is
+    dropped: its step is redone, the kill having come before that step's checkpoint. A log with nothing to drop is
+    left untouched."""
     if not path.is_file():
         return
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
-            step = json.loads(line)["step"]
-        except (ValueError, KeyError, TypeError):
+            row = json.loads(line)
+        except ValueError:
             continue
-        if isinstance(step, int) and step <= keep_through_step:
+        if isinstance(row, dict) and keep(row):
             kept.append(line)
-    write_text(path, "".join(line + "\n" for line in kept))
+    if kept != lines:
+        write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _trim_log(path: Path, keep_through_step: int) -> None:
+    """Drop log lines past the step training restarts from, so a resumed run does not log a step twice."""
+    keep_log_lines(path, lambda row: isinstance(row.get("step"), int) and row["step"] <= keep_through_step)
 
 
 class _JsonlLog(TrainerCallback):
