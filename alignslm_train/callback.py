@@ -18,10 +18,10 @@ import torch
 from transformers import TrainerCallback
 
 from alignslm_eval.api.task import load_specs
-from alignslm_eval.continuation import open_append
-from alignslm_eval.evaluator import EvalSettings, evaluate, prepare_tasks
+from alignslm_eval.evaluate.continuation_store import open_append
+from alignslm_eval.evaluate.likelihood import EvalSettings, evaluate, prepare_tasks
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from alignslm_train.dpo import keep_log_lines
 
 

@@ -18,10 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from alignslm_eval.atomic import write_text
-from alignslm_eval.errors import ArgumentParser, UserError, run_command
-from alignslm_eval.paths import check_directory
-from alignslm_eval.redaction import redact_command
+from alignslm_eval.io.atomic import write_text
+from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
+from alignslm_eval.io.paths import check_directory
+from alignslm_eval.io.redaction import redact_command
 
 STAGES = ("sample", "score", "pairs", "dpo")
 
@@ -39,7 +39,7 @@ def _schedule(text: str) -> list[list[float]]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from alignslm_eval.cli import add_pipeline_arguments
+    from alignslm_eval.cli.eval import add_pipeline_arguments
 
     p = ArgumentParser(prog="alignslm-train", description=__doc__.splitlines()[0] + " Also: `alignslm-train merge` "
                        "writes a checkpoint with a trained adapter merged in.")
@@ -102,7 +102,7 @@ STAGE_SECTIONS = {"sample": ("sample",), "score": ("sample", "score"), "pairs": 
 def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
     """Every flag that can be checked without loading anything, so bad input fails before any model or judge work."""
     from alignslm_eval.api.task import load_specs
-    from alignslm_eval.cli import (DEMO_NAME, check_pipeline_arguments, missing_options, scorer_options,
+    from alignslm_eval.cli.eval import (DEMO_NAME, check_pipeline_arguments, missing_options, scorer_options,
                                    unrunnable_tasks)
     from alignslm_train.loop import RULE_SCORERS
 
@@ -213,8 +213,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
     stages = STAGES if args.stage == "all" else (args.stage,)
     _check(args, stages)
-    from alignslm_eval.cache import default_cache_dir
-    from alignslm_eval.cli import DEMO_NAME, pipeline_components, speech_tokenizer, tokenizer_source
+    from alignslm_eval.io.cache import default_cache_dir
+    from alignslm_eval.cli.eval import DEMO_NAME, pipeline_components, speech_tokenizer, tokenizer_source
     from alignslm_train.dpo import DPOSettings, check_target_modules
     from alignslm_train.loop import (COMPLETE, AlignConfig, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample,
                                      stage_score)
@@ -286,7 +286,7 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 def _existing_run(config, k: int, lm, tokenizer):
     """This configuration's sampled run of round k (not whichever run happens to be on disk)."""
-    from alignslm_eval.continuation import ContinuationRun
+    from alignslm_eval.evaluate.continuation_store import ContinuationRun
 
     run = ContinuationRun.create(config.round_dir(k) / "continuations", lm, tokenizer, config.sampling(),
                                  config.prompt_seconds)
@@ -303,8 +303,8 @@ def cmd_merge(argv: Sequence[str]) -> int:
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--cache-dir", type=Path, help="where `--model demo` is built (as for training)")
     args = p.parse_args(argv)
-    from alignslm_eval.cache import default_cache_dir
-    from alignslm_eval.cli import DEMO_NAME
+    from alignslm_eval.io.cache import default_cache_dir
+    from alignslm_eval.cli.eval import DEMO_NAME
     from alignslm_eval.models.adapters import MERGED_FROM_FILE
     from alignslm_eval.models.hf_unit_lm import HFUnitLM
 

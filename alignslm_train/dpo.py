@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
-from alignslm_eval.atomic import write_text
-from alignslm_eval.errors import UserError
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.io.atomic import write_text
+from alignslm_eval.io.errors import UserError
+from alignslm_eval.models.vocab import UnitVocabulary
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -3,7 +3,7 @@
 Round k samples from round k-1's policy (the base model for k = 1) and its pair thresholds come from the curriculum
 schedule. Every stage writes its artefacts under `<output>/round-<k>/` and skips work already on disk:
 
-    continuations/<key>/   samples, vocoded wavs, transcripts, per-scorer scores (alignslm_eval.continuation)
+    continuations/<key>/   samples, vocoded wavs, transcripts, per-scorer scores (alignslm_eval.evaluate.continuation_store)
     scores.jsonl           every sample's score per scorer (input of the score-distribution plots)
     pairs.jsonl            the preference pairs; pairs_report.json: counts, and why prompts gave no pair
     score_hist.png/.svg    score distributions of the round (the paper's Figures 3-5 kind of plot)
@@ -23,12 +23,12 @@ from typing import Any, Optional
 
 from alignslm_eval.api.model import SamplingConfig
 from alignslm_eval.api.scorer import ContinuationScorer
-from alignslm_eval.atomic import replacing, write_text
-from alignslm_eval.continuation import ContinuationRun, _read_jsonl, find_prompts, key_of
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.atomic import replacing, write_text
+from alignslm_eval.evaluate.continuation_store import ContinuationRun, _read_jsonl, find_prompts, key_of
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, write_base_record
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
-from alignslm_eval.pipeline import PipelineComponents, prepare_scorers, score_continuations
+from alignslm_eval.evaluate.generation import PipelineComponents, prepare_scorers, score_continuations
 from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
 
 #: chosen_min, rejected_max of the judge rule per round; later rounds reuse the last entry. Secondary summary of the

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.auto_bleu import auto_bleu
 
 

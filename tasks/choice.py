@@ -18,8 +18,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_task_kind
 from alignslm_eval.api.task import SPEC_OVERRIDES, AudioItem, Choice, Metric, Task, TaskData, TaskResult, TaskSpec
-from alignslm_eval.audio import file_sha256
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import file_sha256
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any
 from alignslm_eval.api.model import SamplingConfig
 from alignslm_eval.api.registry import SCORERS, register_task_kind
 from alignslm_eval.api.task import GenerationTask, Metric, TaskResult, TaskSpec
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
 from alignslm_tasks.choice import check_settings
 
@@ -89,7 +89,7 @@ class ContinuationTask(GenerationTask):
         )
 
     def load_prompts(self, data_dir: Path) -> list[Any]:
-        from alignslm_eval.continuation import find_prompts
+        from alignslm_eval.evaluate.continuation_store import find_prompts
 
         alignment = self.spec.settings.get("alignment")
         if alignment is not None:

@@ -5,7 +5,7 @@ gold row is one audio file; a correct (``correct == 1``) and an incorrect row wi
 Choice. The item key is the gold ``filename`` (no extension), which is also the name the official ZeroSpeech
 submission file uses, so `write_outputs` can emit a submission the official evaluation accepts.
 
-Gold parsing and aggregation are module-level functions so that `alignslm_eval.zerospeech_score` can score a
+Gold parsing and aggregation are module-level functions so that `alignslm_eval.evaluate.zerospeech` can score a
 submission made elsewhere (no wav files needed) with exactly the same code as a live evaluation.
 """
 
@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from alignslm_eval.api.registry import register_task_kind
 from alignslm_eval.api.task import AudioItem, Choice, Task, TaskData, TaskResult, TaskSpec
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
 from alignslm_tasks.choice import (
     audio_path_in,

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from alignslm_eval.audio import load_audio
+from alignslm_eval.io.audio import load_audio
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from tests.tiny_models import TWIST_OFFSET, save_twist_llama
 
 SPEECH = "librispeech_dev-clean_2412-153948-0000.flac"

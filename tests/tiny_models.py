@@ -71,7 +71,7 @@ def save_slam_qwen2(path: Path, seed: int = 0) -> Path:
 def save_slam_llama(path: Path, n_units: int = 64, seed: int = 0) -> Path:
     """The demo's format: a plain Llama over Slam-convention tokens (pad 0, `<S>` 1 as BOS and EOS, unit u = u + 2)
     with the convention stored in alignslm_units.json."""
-    from alignslm_eval.vocab import UnitVocabulary
+    from alignslm_eval.models.vocab import UnitVocabulary
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(

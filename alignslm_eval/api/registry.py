@@ -14,7 +14,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Callable, Generic, TypeVar
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import yaml
 
 from alignslm_eval.api.model import LikelihoodProtocol
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ class GenerationTask(ABC):
     """A task kind that samples continuations of spoken prompts and scores them with continuation scorers.
 
     Its spec's settings name the scorers (`scorers: [genppl, auto_bleu]`) and the prompt set options; the
-    evaluator runs the shared pipeline (alignslm_eval.continuation) and hands back each scorer's scores."""
+    evaluator runs the shared pipeline (alignslm_eval.evaluate.continuation_store) and hands back each scorer's scores."""
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
@@ -248,7 +248,7 @@ class GenerationTask(ABC):
 
     @abstractmethod
     def load_prompts(self, data_dir: Path) -> list[Any]:
-        """The prompts (alignslm_eval.continuation.Prompt) under `data_dir`, validated."""
+        """The prompts (alignslm_eval.evaluate.continuation_store.Prompt) under `data_dir`, validated."""
 
     @abstractmethod
     def aggregate(self, scores: dict[str, list[Any]]) -> TaskResult:

@@ -14,7 +14,7 @@ class SpeechTokenizer(ABC):
     """Turns one mono waveform into one unit id per frame.
 
     Implementations encode one utterance at a time (or mask padding exactly), so an utterance's units never depend
-    on what else was in the batch. Deduplication is not their job: `alignslm_eval.units.from_frames` does it.
+    on what else was in the batch. Deduplication is not their job: `alignslm_eval.io.units.from_frames` does it.
     """
 
     #: sample rate the waveform passed to `encode` must have; callers resample

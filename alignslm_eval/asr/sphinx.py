@@ -20,7 +20,7 @@ import numpy as np
 
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.registry import register_asr
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 _ARGS = ("hmm", "lm", "dict")
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.registry import register_asr
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import hub_offline, looks_like_local_path, read_model_config
 
 _ARGS = ("path", "language", "batch_size", "device", "dtype", "num_beams", "max_new_tokens", "long_form", "revision")

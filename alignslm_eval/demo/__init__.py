@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from alignslm_eval.atomic import replacing
+from alignslm_eval.io.atomic import replacing
 
 DEMO_NAME = "demo"
 DEMO_VERSION = 2
@@ -50,7 +50,7 @@ class Demo:
 
 
 def _demo(root: Path) -> Demo:
-    from alignslm_eval.salmon_builder import PARTS
+    from alignslm_eval.builders.salmon import PARTS
 
     return Demo(root, root / "model", root / "benchmark", root / "text_lm", PARTS)
 
@@ -80,8 +80,8 @@ def ensure_demo(cache_dir: Path) -> Demo:
 def _speak_training_sentences(sentences: list[str], folder: Path) -> list[Path]:
     import soundfile as sf
 
-    from alignslm_eval.benchmark_builder import SAMPLE_RATE, to_16k
-    from alignslm_eval.tts import Voice, default_tts
+    from alignslm_eval.builders.benchmarks import SAMPLE_RATE, to_16k
+    from alignslm_eval.builders.tts import Voice, default_tts
 
     tts = default_tts()
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,10 +99,10 @@ def _speak_training_sentences(sentences: list[str], folder: Path) -> list[Path]:
 
 
 def _train_model(speech: list[Path], model_dir: Path) -> None:
-    from alignslm_eval.audio import load_audio
+    from alignslm_eval.io.audio import load_audio
     from alignslm_eval.demo.train_lm import train_unit_lm
     from alignslm_eval.tokenizers.offline import OfflineTokenizer
-    from alignslm_eval.units import from_frames
+    from alignslm_eval.io.units import from_frames
 
     partial = model_dir.with_name(model_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -130,8 +130,8 @@ def _train_text_lm(corpus: dict[str, Any], out_dir: Path) -> None:
 
 
 def _build_benchmark(corpus: dict[str, Any], data_root: Path) -> None:
-    from alignslm_eval.benchmark_builder import build_sblimp, build_storycloze, build_swuggy
-    from alignslm_eval.salmon_builder import build_salmon
+    from alignslm_eval.builders.benchmarks import build_sblimp, build_storycloze, build_swuggy
+    from alignslm_eval.builders.salmon import build_salmon
 
     partial = data_root.with_name(data_root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -171,8 +171,8 @@ def _speak_prompts(stories: list[dict[str, Any]], folder: Path) -> None:
     """Continuation prompts: each story's first two sentences, one benchmark voice each (cut at 3 s when used)."""
     import soundfile as sf
 
-    from alignslm_eval.benchmark_builder import SAMPLE_RATE, to_16k
-    from alignslm_eval.tts import default_tts
+    from alignslm_eval.builders.benchmarks import SAMPLE_RATE, to_16k
+    from alignslm_eval.builders.tts import default_tts
 
     folder.mkdir(parents=True)
     tts = default_tts()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 
 #: Small enough to train on two CPU cores in about a minute; big enough to learn unit bigram-level statistics.
 DEMO_LM_SHAPE: dict[str, Any] = {

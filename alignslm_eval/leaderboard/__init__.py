@@ -5,7 +5,7 @@
     reference, sources = load_reference()
     print(render(build_table(rows + reference, sources), "md"))
 
-The command line is `alignslm-leaderboard` (`alignslm_eval.leaderboard.cli:main`); plots need matplotlib.
+The command line is `alignslm-leaderboard` (`alignslm_eval.cli.leaderboard:main`); plots need matplotlib.
 """
 
 from alignslm_eval.leaderboard.collect import DIRECTIONS, Column, Measurement, Row, collect, load_results

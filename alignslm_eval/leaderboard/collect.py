@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from alignslm_eval.errors import UserError
-from alignslm_eval.results import SCHEMA_VERSION
+from alignslm_eval.io.errors import UserError
+from alignslm_eval.api.results import SCHEMA_VERSION
 
 # Which way is better, per metric name; "<task>.<metric>" entries override the plain name for one task.
 # A metric missing here gets no best mark and its column says the direction is unknown: add it here.

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import METRIC_ORDER, Column, Measurement, value_problem
 from alignslm_eval.leaderboard.render import ARROWS, HEAD, Table, plain_text
 

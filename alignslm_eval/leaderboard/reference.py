@@ -14,7 +14,7 @@ from typing import Any, Optional
 import yaml
 
 import alignslm_eval
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import (
     GENERATION_FIELD,
     NOT_STATED,

@@ -28,10 +28,10 @@ from typing import Any, Optional
 
 import torch
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import looks_like_local_path, weights_fingerprint
 from alignslm_eval.models.torch_checkpoint import load_tensors
-from alignslm_eval.vocab import VOCAB_FILE, UnitVocabulary
+from alignslm_eval.models.vocab import VOCAB_FILE, UnitVocabulary
 
 ADAPTER_CHAIN_FILE = "alignslm_adapter_chain.json"
 MERGED_FROM_FILE = "alignslm_merged_from.json"  # written by `alignslm-train merge` into the checkpoint it makes

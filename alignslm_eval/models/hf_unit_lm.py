@@ -13,11 +13,11 @@ import torch
 
 from alignslm_eval.api.model import LikelihoodProtocol, LogLikelihood, SamplingConfig, UnitLM
 from alignslm_eval.api.registry import register_model
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.adapters import BaseModel, apply_adapter_chain
 from alignslm_eval.models.loading import read_config, resolve_checkpoint, weights_fingerprint
 from alignslm_eval.models.torch_checkpoint import failure_reason, load_tensors, refuse_pickled_code
-from alignslm_eval.vocab import VOCAB_FILE, UnitVocabulary
+from alignslm_eval.models.vocab import VOCAB_FILE, UnitVocabulary
 
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}

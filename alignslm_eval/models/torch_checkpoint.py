@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 
 class ForeignObject:

@@ -29,7 +29,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.torch_checkpoint import load_checkpoint
 
 DOMAIN_ID = 0

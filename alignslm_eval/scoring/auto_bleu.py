@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 
 def auto_bleu(text: str, n: int = 2) -> Optional[float]:

@@ -19,7 +19,7 @@ import torch
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import resolve_checkpoint, weights_fingerprint
 
 

@@ -62,9 +62,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
-from alignslm_eval.cache import default_cache_dir
-from alignslm_eval.errors import UserError
-from alignslm_eval.redaction import is_secret_parameter, redact_text, redact_url
+from alignslm_eval.io.cache import default_cache_dir
+from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.redaction import is_secret_parameter, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import torch
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
-from alignslm_eval.audio import file_sha256, load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import file_sha256, load_audio
+from alignslm_eval.io.errors import UserError
 
 MIN_SECONDS = 0.5  # shorter continuations are too short to rate
 
@@ -51,7 +51,7 @@ class LearnedMOS(ContinuationScorer):
 
     @torch.inference_mode()
     def score(self, items: Sequence[Continuation]) -> list[Score]:
-        from alignslm_eval.continuation import read_generated
+        from alignslm_eval.evaluate.continuation_store import read_generated
 
         out = []
         for item in items:

@@ -14,7 +14,7 @@ import numpy as np
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
-from alignslm_eval.continuation import read_generated
+from alignslm_eval.evaluate.continuation_store import read_generated
 
 FRAME_S = 0.025
 SILENCE_DBFS = -40.0

@@ -40,8 +40,8 @@ import numpy as np
 
 from alignslm_eval.api.registry import register_tokenizer
 from alignslm_eval.api.tokenizer import SpeechTokenizer
-from alignslm_eval.audio import file_sha256
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import file_sha256
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import hub_offline, looks_like_local_path, read_model_config
 from alignslm_eval.tokenizers.kmeans import KMeansQuantizer
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 _NPY_MAGIC = b"\x93NUMPY"
 # Rows per distance block: bounds the [rows, K] distance matrix to a few MiB for K = 500.

@@ -26,8 +26,8 @@ import numpy as np
 
 from alignslm_eval.api.registry import register_tokenizer
 from alignslm_eval.api.tokenizer import SpeechTokenizer
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.tokenizers.kmeans import KMeansQuantizer
 
 _FORMAT = "alignslm-offline-tokenizer"

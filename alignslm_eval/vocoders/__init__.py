@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 
 def check_units(

@@ -53,8 +53,8 @@ from torch import nn
 
 from alignslm_eval.api.registry import register_vocoder
 from alignslm_eval.api.vocoder import Vocoder
-from alignslm_eval.audio import file_sha256
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import file_sha256
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.vocoders import check_units
 
 LRELU_SLOPE = 0.1

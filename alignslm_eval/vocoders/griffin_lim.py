@@ -46,7 +46,7 @@ import numpy as np
 
 from alignslm_eval.api.registry import register_vocoder
 from alignslm_eval.api.vocoder import Vocoder
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
 from alignslm_eval.vocoders import check_units
 

@@ -1,7 +1,7 @@
 import pytest
 
 from alignslm_eval.api.registry import Registry
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 
 def test_register_get_and_unknown_name():

@@ -1,7 +1,7 @@
 import pytest
 
 from alignslm_eval.api.task import Choice, TaskData, load_specs, parse_spec, task_files
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 
 GOOD = """
 task: mytask

@@ -7,8 +7,8 @@ import pytest
 from alignslm_eval.api.registry import ASRS
 from alignslm_eval.asr import normalize, word_error_rate
 from alignslm_eval.asr.sphinx import PocketSphinxASR
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 
 LIBRISPEECH = "librispeech_dev-clean_2412-153948-0000.flac"
 LJSPEECH = ("ljspeech_LJ002-0020.wav", "ljspeech_LJ002-0035.wav")

@@ -15,8 +15,8 @@ import torch
 
 from alignslm_eval.api.registry import ASRS
 from alignslm_eval.asr.whisper import WhisperASR
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 
 CLIPS = ("librispeech_dev-clean_2412-153948-0000.flac", "ljspeech_LJ002-0020.wav", "mlx_whisper_ls_test.flac")
 MAX_NEW = "6"

@@ -5,7 +5,7 @@ The baseline is real time: `extra_info["audio_seconds"] / mean` is the speed-up 
 
 import itertools
 
-from alignslm_eval.benchmark_builder import build_sblimp
+from alignslm_eval.builders.benchmarks import build_sblimp
 
 
 def test_sblimp_build_throughput(benchmark, tmp_path, shared_data):

@@ -24,7 +24,7 @@ import pytest
 
 from alignslm_eval.demo import N_UNITS as DEMO_UNITS
 from alignslm_eval.demo.train_lm import DEMO_LM_SHAPE
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from alignslm_train.dpo import DPOSettings, PreferencePair, build_trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ STEP_SCRIPT = r"""
 import copy, json, resource, sys
 import numpy as np, torch
 from transformers import LlamaConfig, LlamaForCausalLM
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from alignslm_train.dpo import DPOSettings, PreferencePair, build_trainer
 
 def peak_mb():

@@ -9,9 +9,9 @@ import itertools
 import pytest
 
 from alignslm_eval.api.task import AudioItem
-from alignslm_eval.audio import file_sha256
-from alignslm_eval.cache import UnitCache
-from alignslm_eval.evaluator import tokenize_items
+from alignslm_eval.io.audio import file_sha256
+from alignslm_eval.io.cache import UnitCache
+from alignslm_eval.evaluate.likelihood import tokenize_items
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
 from tests.benchmark_fixtures import SPEECH, make_benchmark
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from alignslm_eval.cli import main
+from alignslm_eval.cli.eval import main
 from alignslm_eval.demo import DEMO_VERSION, ensure_demo
 
 

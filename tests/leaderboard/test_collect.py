@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import (Column, adapter_name, collect, format_size, load_results,
                                                model_name)
 from tests.leaderboard.factory import results_doc, task_entry, write

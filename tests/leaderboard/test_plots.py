@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import Column, Measurement, Row
 from alignslm_eval.leaderboard.plots import (
     leaderboard_figure,

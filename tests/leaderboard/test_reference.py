@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import Column, collect
 from alignslm_eval.leaderboard.reference import DEFAULT_REFERENCE, load_reference
 from alignslm_eval.leaderboard.render import build_table, render_markdown

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import Column, Measurement, ProtocolField, Row, collect
 from alignslm_eval.leaderboard.render import (
     build_table,

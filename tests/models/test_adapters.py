@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from alignslm_eval.api.model import LikelihoodProtocol
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, BaseModel, check_base
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from tests.tiny_models import CreatesFile, save_lora_adapter, save_slam_qwen2, save_twist_llama
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from alignslm_eval.api.model import LikelihoodProtocol
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from tests.tiny_models import (
     N_UNITS,
     CreatesFile,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import read_config, read_model_config
 
 HINT = "give a Whisper directory saved with save_pretrained or a hub id"

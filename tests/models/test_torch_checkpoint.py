@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.torch_checkpoint import ForeignObject, load_checkpoint, load_tensors, refuse_pickled_code
 
 

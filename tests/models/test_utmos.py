@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.utmos import load_utmos
 from tests.tiny_models import Tripwire, save_utmos, tiny_utmos_parts
 

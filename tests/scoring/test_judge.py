@@ -11,7 +11,7 @@ import pytest
 
 from alignslm_eval.api.registry import SCORERS
 from alignslm_eval.api.scorer import Continuation, Score
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.judge import (
     GPT4oScore,
     RetryPolicy,

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-import alignslm_eval.cli as cli
+import alignslm_eval.cli.eval as cli
 from alignslm_eval.asr.sphinx import PocketSphinxASR
-from alignslm_eval.audio import load_audio
-from alignslm_eval.cli import main
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.cli.eval import main
 from tests.benchmark_fixtures import make_model_dir, make_prompts
 from tests.judge_server import JudgeServer, Behaviour, answer, fail, hang, score
 

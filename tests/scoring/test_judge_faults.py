@@ -245,7 +245,7 @@ def test_a_rotated_query_key_keeps_the_cache_key(tmp_path):
 def test_a_judge_cache_that_cannot_be_used_is_a_one_line_error_keeping_what_it_holds(tmp_path, monkeypatch):
     import sqlite3
 
-    from alignslm_eval.errors import UserError
+    from alignslm_eval.io.errors import UserError
     from alignslm_eval.scoring.judge import AnswerCache
 
     (tmp_path / "broken").mkdir()

@@ -14,8 +14,8 @@ import soundfile as sf
 import alignslm_tasks
 from alignslm_eval.api.registry import TASK_KINDS
 from alignslm_eval.api.task import Task, TaskData, parse_spec
-from alignslm_eval.audio import file_sha256
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import file_sha256
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import likelihood_choice
 from alignslm_tasks.choice import SALMON_PARTS, Salmon, StoryCloze
 

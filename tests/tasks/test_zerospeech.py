@@ -17,9 +17,9 @@ import soundfile as sf
 import alignslm_tasks
 from alignslm_eval.api.registry import TASK_KINDS
 from alignslm_eval.api.task import TaskData, TaskResult, parse_spec
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import likelihood_choice
-from alignslm_eval.zerospeech_score import score_submission
+from alignslm_eval.evaluate.zerospeech import score_submission
 from alignslm_tasks.zerospeech import ZeroSpeechLexical, ZeroSpeechSyntactic, frequency_band
 
 TASKS_DIR = Path(alignslm_tasks.__file__).parent

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.tokenizers.hubert import HubertTokenizer, receptive_field
 
 HIDDEN = 16

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from alignslm_eval.api.registry import TOKENIZERS
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.tokenizers.hubert import HubertTokenizer
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
 

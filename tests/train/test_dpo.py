@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, TrainerCallback
 
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
-from alignslm_eval.vocab import UnitVocabulary
+from alignslm_eval.models.vocab import UnitVocabulary
 from alignslm_train.dpo import (
     DPOSettings,
     PreferencePair,

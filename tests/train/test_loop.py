@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from alignslm_eval.cli import main as eval_main
+from alignslm_eval.cli.eval import main as eval_main
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_train.cli import main as train_main
 from tests.judge_server import JudgeServer, hashed_score
@@ -141,7 +141,7 @@ def test_eval_log_plots_and_merged_checkpoint_matches_the_adapter(trained, demo,
     import numpy as np
 
     from alignslm_eval.api.model import LikelihoodProtocol
-    from alignslm_eval.leaderboard.cli import main as leaderboard_main
+    from alignslm_eval.cli.leaderboard import main as leaderboard_main
 
     _, out, _ = trained
     assert leaderboard_main(["plot-training", str(out / "round-1" / "eval_log.jsonl"),
@@ -163,7 +163,7 @@ def test_eval_log_plots_and_merged_checkpoint_matches_the_adapter(trained, demo,
 def _scored_round(tmp_path, statuses: list[list[str]]):
     """A round dir with one recorded sampling run and scores.jsonl: prompt p<i>, sample k has rating k+1 when its
     status is "ok", else no rating and that status."""
-    from alignslm_eval.continuation import ContinuationRun
+    from alignslm_eval.evaluate.continuation_store import ContinuationRun
     from alignslm_train.loop import AlignConfig
 
     config = AlignConfig(model="m", prompts=tmp_path, output_dir=tmp_path / "out", schedule=[[3.0, 1.0]])
@@ -182,7 +182,7 @@ def _scored_round(tmp_path, statuses: list[list[str]]):
 
 
 def test_pairs_are_refused_while_judge_errors_remain_and_unparsable_answers_are_counted_apart(tmp_path):
-    from alignslm_eval.errors import UserError
+    from alignslm_eval.io.errors import UserError
     from alignslm_train.loop import stage_pairs
 
     statuses = [["ok", "ok", "ok"], ["ok", "error: HTTP 500 after 1 attempt(s)", "ok"], ["unparsable", "ok", "ok"]]
@@ -201,7 +201,7 @@ def test_pairs_are_refused_while_judge_errors_remain_and_unparsable_answers_are_
 
 
 def test_a_judge_refusal_that_a_rerun_would_repeat_is_named_as_such(tmp_path):
-    from alignslm_eval.errors import UserError
+    from alignslm_eval.io.errors import UserError
     from alignslm_train.loop import stage_pairs
 
     config, run = _scored_round(tmp_path, [["ok", "error: HTTP 400 (not retried): context too long", "ok"]])

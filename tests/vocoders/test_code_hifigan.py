@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from alignslm_eval.api.registry import VOCODERS
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.vocoders.code_hifigan import CodeGenerator, CodeHiFiGANVocoder
 
 # The key set and structure of TWIST's hifigan_lj_mhubert_base_25hz_config.json (a speech-resynthesis training
@@ -291,8 +291,8 @@ def test_hop_is_the_upsampling_product() -> None:
 
 
 def test_a_vocoder_directory_is_accepted_on_the_command_line(checkpoint: Path, tmp_path: Path) -> None:
-    from alignslm_eval.cli import pipeline_components, run_parser
-    from alignslm_eval.errors import UserError
+    from alignslm_eval.cli.eval import pipeline_components, run_parser
+    from alignslm_eval.io.errors import UserError
 
     args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(checkpoint.parent)])
     vocoder = pipeline_components(args, None).vocoder()

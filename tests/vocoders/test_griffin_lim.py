@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from alignslm_eval.api.registry import VOCODERS
-from alignslm_eval.audio import load_audio
-from alignslm_eval.errors import UserError
+from alignslm_eval.io.audio import load_audio
+from alignslm_eval.io.errors import UserError
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
-from alignslm_eval.units import Units, from_frames
+from alignslm_eval.io.units import Units, from_frames
 from alignslm_eval.vocoders.griffin_lim import GriffinLimVocoder, spread_durations
 
 SPEECH = "librispeech_dev-clean_2412-153948-0000.flac"

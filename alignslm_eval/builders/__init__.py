@@ -1,0 +1,1 @@
+"""Making spoken benchmarks from text: espeak-ng speech synthesis and the builders of each task's data layout."""

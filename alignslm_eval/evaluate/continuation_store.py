@@ -1,0 +1,378 @@
+"""The spoken continuation pipeline: prompt audio -> units -> sampled continuations -> wav -> transcript -> scores.
+
+Each stage writes its output under a run directory keyed by everything that determines it, appending as items
+finish, and skips what is already there: a rerun (or the trainer's next stage) never re-samples, re-vocodes,
+re-transcribes or re-asks the judge for a finished item.
+
+    <run>/prompts.jsonl              prompt id, audio, cut point, prompt units
+    <run>/samples.jsonl              one line per prompt: its N continuations (units), seed
+    <run>/wav/<vocoder key>/<prompt>__<k>.wav   (+ vocoder.json: the vocoder's description; durations.jsonl)
+    <run>/transcripts/<asr key>.jsonl          continuations keyed by their wav, so by vocoder too (+ <asr key>.json)
+    <run>/scores/<scorer key>.jsonl
+
+Re-scoring reads the recorded descriptions, so it can reuse a run's wavs and transcripts without loading the vocoder
+or the ASR that made them (`recorded`; `vocode` and `transcribe` without the component).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from alignslm_eval.api.asr import ASR
+from alignslm_eval.api.model import SamplingConfig, UnitLM
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.api.tokenizer import SpeechTokenizer
+from alignslm_eval.api.vocoder import Vocoder
+from alignslm_eval.io.atomic import replacing, write_text
+from alignslm_eval.io.audio import file_sha256, load_audio
+from alignslm_eval.io.errors import UserError
+from alignslm_eval.api.results import write_json
+from alignslm_eval.io.units import from_frames
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+SCORE_CHUNK = 64
+#: CTM entries that mark silence or noise rather than a word (Kaldi, MFA, HTK conventions): never a cut point or text
+NON_WORDS = frozenset({"", "sil", "sp", "spn", "<eps>", "<sil>", "!sil", "<silence>", "[sil]", "<noise>", "[noise]"})
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    path: Path
+    #: words of the prompt from a forced alignment, when one was given: the reference the ASR is checked against
+    reference: Optional[str] = None
+    #: where the prompt audio is cut, in seconds (None: the first `prompt_seconds`)
+    cut_s: Optional[float] = None
+
+
+def key_of(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_ctm(path: Path) -> dict[str, list[tuple[str, float, float]]]:
+    """Word alignments in CTM format (`utterance channel start duration word`), keyed by utterance id."""
+    words: dict[str, list[tuple[str, float, float]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts or line.startswith(";;"):
+                continue
+            try:
+                utt, _, start, dur, word = parts[:5]
+                entry = (word, float(start), float(start) + float(dur))
+            except ValueError:
+                raise UserError(f"{path}:{lineno}: expected 'utterance channel start duration word'")
+            if word.lower() not in NON_WORDS:
+                words.setdefault(utt, []).append(entry)
+    return words
+
+
+def find_prompts(data_dir: Path, prompt_seconds: float, alignment: Optional[Path] = None) -> list[Prompt]:
+    """Every wav/flac below `data_dir` is one prompt (id = relative path without suffix). With a CTM alignment, the
+    cut moves to the word end nearest `prompt_seconds` and the words before it become the reference text. A CTM
+    utterance id names a prompt by its id or, where that is unique among the prompts, by its file stem (LibriSpeech
+    style); prompts the CTM does not cover are cut at `prompt_seconds`, with a warning saying how many."""
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise UserError(f"{data_dir}: no .wav or .flac prompt files")
+    words = read_ctm(alignment) if alignment else {}
+    stems = Counter(path.stem for path in files)
+    prompts = []
+    seen: dict[str, Path] = {}
+    unaligned: list[str] = []
+    for path in files:
+        pid = path.relative_to(data_dir).with_suffix("").as_posix()
+        if pid in seen:
+            raise UserError(f"{path}: same prompt id {pid!r} as {seen[pid]}; keep one of the two files")
+        seen[pid] = path
+        aligned = words.get(pid) or (words.get(path.stem) if stems[path.stem] == 1 else None)
+        if alignment and not aligned:
+            unaligned.append(pid)
+        if aligned:
+            end = min((w[2] for w in aligned), key=lambda e: abs(e - prompt_seconds))
+            text = " ".join(w[0] for w in aligned if w[2] <= end + 1e-6)
+            prompts.append(Prompt(pid, path, text, end))
+        else:
+            prompts.append(Prompt(pid, path))
+    if unaligned:
+        log.warning("%s covers %d of %d prompts; the other %d (e.g. %s) are cut at %g s instead of a word end",
+                    alignment, len(files) - len(unaligned), len(files), len(unaligned), unaligned[0], prompt_seconds)
+    return prompts
+
+
+class ContinuationRun:
+    """One model's continuations of one prompt set under one sampling configuration, kept in one directory.
+
+    `create` makes (or reopens) the directory keyed by model, tokenizer, sampling and prompt settings; `open`
+    reopens an existing one (re-scoring needs no model)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        if not (self.root / "run.json").is_file():
+            raise UserError(f"{self.root}: not a continuation run directory (no run.json); pass the run_dir "
+                            "recorded in a results file")
+        self.identity = json.loads((self.root / "run.json").read_text())
+
+    @classmethod
+    def create(cls, parent: Path, lm: UnitLM, tokenizer: SpeechTokenizer, sampling: SamplingConfig,
+               prompt_seconds: float = 3.0, dedup: bool = True) -> "ContinuationRun":
+        identity = {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(), "sampling": asdict(sampling),
+                    "prompt_seconds": prompt_seconds, "dedup": dedup}
+        root = Path(parent) / key_of(identity)
+        root.mkdir(parents=True, exist_ok=True)
+        write_text(root / "run.json", json.dumps(identity, indent=2, default=str) + "\n")
+        return cls(root)
+
+    def recorded(self, kind: str) -> Optional[dict[str, Any]]:
+        """The description of the one vocoder (`kind="vocoder"`) or ASR (`"asr"`) whose output this run holds, or
+        None when it holds none recorded; several are a UserError, since which to reuse is the user's choice."""
+        pattern = {"vocoder": "wav/*/vocoder.json", "asr": "transcripts/*.json"}[kind]
+        found = {}
+        for path in sorted(self.root.glob(pattern)):
+            try:
+                found[path.relative_to(self.root).as_posix()] = json.loads(path.read_text())
+            except ValueError as e:
+                raise UserError(f"{path}: not valid JSON ({e}); delete it and pass --{kind} to record it again")
+        if len(found) > 1:
+            raise UserError(f"{self.root}: holds the output of {len(found)} {kind}s ({', '.join(found)}); pass "
+                            f"--{kind} to say which one to use")
+        return next(iter(found.values()), None)
+
+    def dataset_sha256(self, prompts: Sequence[Prompt]) -> str:
+        """sha256 over each sampled prompt's id, audio hash and cut point (a CTM's effect included), in id order."""
+        rows = {r["prompt_id"]: r for r in _read_jsonl(self.root / "samples.jsonl")}
+        h = hashlib.sha256()
+        for pid in sorted(p.id for p in prompts):
+            h.update(f"{pid}\t{rows[pid]['audio_sha256']}\t{rows[pid]['requested_cut_s']}\n".encode())
+        return h.hexdigest()
+
+    def prompts(self) -> list[Prompt]:
+        """The sampled prompts, as recorded."""
+        return [Prompt(r["prompt_id"], Path(r["audio"]), r["reference"], r["cut_s"])
+                for r in _read_jsonl(self.root / "samples.jsonl")]
+
+    def items(self) -> list[Continuation]:
+        """Every recorded continuation, in prompt then sample order."""
+        return [_continuation(r, k, units)
+                for r in _read_jsonl(self.root / "samples.jsonl") for k, units in enumerate(r["continuations"])]
+
+    # -- stage 1: prompts and sampling ---------------------------------------------------------------------------
+
+    def sample(self, prompts: Sequence[Prompt], lm: UnitLM, tokenizer: SpeechTokenizer) -> list[Continuation]:
+        sampling = SamplingConfig(**self.identity["sampling"])
+        prompt_seconds, dedup = self.identity["prompt_seconds"], self.identity["dedup"]
+        done = {row["prompt_id"]: row for row in _read_jsonl(self.root / "samples.jsonl")}
+        for p in prompts:
+            row = done.get(p.id)
+            # A prompt id already sampled must still be the same audio cut at the same place.
+            if row is not None and (row["audio_sha256"] != file_sha256(p.path)
+                                    or row.get("requested_cut_s") != (p.cut_s if p.cut_s is not None
+                                                                      else prompt_seconds)):
+                raise UserError(f"{p.path}: prompt {p.id} changed (audio or cut point) since it was sampled into "
+                                f"{self.root}; write to a new output dir or delete that run")
+        todo = [p for p in prompts if p.id not in done]
+        with open_append(self.root / "samples.jsonl") as log:
+            for prompt in tqdm(todo, desc="sampling continuations", unit="prompt", disable=not todo):
+                cut = prompt.cut_s if prompt.cut_s is not None else prompt_seconds
+                wav = load_audio(prompt.path, tokenizer.sample_rate)
+                wav = wav[: int(round(cut * tokenizer.sample_rate))]
+                units = from_frames(tokenizer.encode(wav), dedup=dedup)
+                seq = units.units if dedup else units.frames()
+                if len(seq) == 0:
+                    raise UserError(f"{prompt.path}: prompt is shorter than one tokenizer frame; remove it")
+                seed = _prompt_seed(sampling.seed, prompt.id)
+                continuations = lm.generate(seq, sampling, seed)
+                row = {"prompt_id": prompt.id, "audio": str(prompt.path.resolve()),
+                       "audio_sha256": file_sha256(prompt.path),
+                       "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "requested_cut_s": cut,
+                       "reference": prompt.reference,
+                       "prompt_units": seq.tolist(), "seed": seed,
+                       "continuations": [c.tolist() for c in continuations]}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                done[prompt.id] = row
+        return [_continuation(done[p.id], k, units) for p in prompts for k, units in enumerate(done[p.id]["continuations"])]
+
+    # -- stage 2: vocoding ----------------------------------------------------------------------------------------
+
+    def vocode(self, items: list[Continuation], description: dict[str, Any], vocoder: Optional[Vocoder] = None) -> None:
+        """Give every item the wav and durations of the vocoder `description` names, making the missing ones with
+        `vocoder`; without it (re-scoring, see `recorded`) an item that vocoder did not vocode is a UserError."""
+        import soundfile as sf
+
+        folder = self.root / "wav" / key_of(description)
+        folder.mkdir(parents=True, exist_ok=True)
+        if vocoder is not None:
+            write_json(folder / "vocoder.json", description)
+        # Frames per unit as the vocoder used them, next to the wavs they made.
+        durations_log = folder / "durations.jsonl"
+        durations = {row["key"]: row["durations"] for row in _read_jsonl(durations_log)}
+        with open_append(durations_log) as log:
+            for item in tqdm(items, desc="vocoding", unit="file"):
+                # The id's hash keeps names unique even when two ids flatten to the same text.
+                path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
+                key = _item_key(item)
+                units = np.asarray(item.units, dtype=np.int64)
+                if vocoder is None and (key not in durations or not path.is_file()):
+                    raise UserError(f"{folder}: holds no wav of {item.prompt_id} sample {item.sample} (its vocoder: "
+                                    f"{_summary(description)}); pass --vocoder to vocode what is missing")
+                if key not in durations:
+                    durations[key] = [int(d) for d in vocoder.durations(units)] if len(units) else []
+                    log.write(json.dumps({"key": key, "durations": durations[key]}) + "\n")
+                if not path.is_file():
+                    wav = (vocoder.synthesize(units, np.asarray(durations[key], dtype=np.int64)) if len(units)
+                           else np.zeros(0, dtype=np.float32))
+                    with replacing(path) as tmp:  # a wav that exists is complete
+                        sf.write(str(tmp), wav, vocoder.sample_rate, subtype="PCM_16", format="WAV")
+                item.wav = str(path)
+                item.durations = durations[key]
+
+    # -- stage 3: transcription -----------------------------------------------------------------------------------
+
+    def transcribe(self, items: list[Continuation], prompts: Sequence[Prompt], description: dict[str, Any],
+                   asr: Optional[ASR] = None, batch_size: int = 8) -> Optional[dict[str, Any]]:
+        """Transcripts, by the ASR `description` names, of every (vocoded) continuation and of every prompt's audio,
+        made with `asr` where missing; without it (re-scoring, see `recorded`) a missing one is a UserError. Prompt
+        and continuation texts come from the same ASR, so scorers compare like with like. Where a prompt has a
+        reference transcript (a CTM alignment), the ASR's WER/CER on those prompts is returned as a check of the ASR
+        (None when no prompt has one)."""
+        path = self.root / "transcripts" / f"{key_of(description)}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if asr is not None:
+            write_json(path.with_suffix(".json"), description)
+        done = {row["key"]: row["text"] for row in _read_jsonl(path)}
+        cut = {row["prompt_id"]: row["cut_s"] for row in _read_jsonl(self.root / "samples.jsonl")}
+        jobs: list[tuple[str, Any]] = []
+        for p in prompts:
+            if f"prompt:{p.id}" not in done:
+                jobs.append((f"prompt:{p.id}", (p.path, cut[p.id])))
+        for item in items:
+            if item.wav is None:
+                raise ValueError("transcribe needs vocoded continuations")
+            if self._text_key(item) not in done:
+                jobs.append((self._text_key(item), (Path(item.wav), None)))
+        if jobs and asr is None:
+            raise UserError(f"{path}: has no transcript of {len(jobs)} prompt(s) or sample(s) (e.g. {jobs[0][0]}; its "
+                            f"ASR: {_summary(description)}); pass --asr to transcribe what is missing")
+        with open_append(path) as log:
+            for start in tqdm(range(0, len(jobs), batch_size), desc="transcribing", unit="batch",
+                              disable=not jobs):
+                batch = jobs[start : start + batch_size]
+                wavs = []
+                for _, (audio, cut_s) in batch:
+                    if cut_s is None:  # a vocoded continuation
+                        wavs.append(read_generated(audio, asr.sample_rate))
+                    else:
+                        wavs.append(load_audio(audio, asr.sample_rate)[: int(round(cut_s * asr.sample_rate))])
+                for (key, _), text in zip(batch, asr.transcribe(wavs)):
+                    done[key] = text
+                    log.write(json.dumps({"key": key, "text": text}) + "\n")
+                log.flush()
+        for item in items:
+            item.text = done[self._text_key(item)]
+            item.prompt_text = done[f"prompt:{item.prompt_id}"]
+        checked = [p for p in prompts if p.reference and p.reference.strip()]
+        if not checked:
+            return None
+        from alignslm_eval.asr import word_error_rate
+
+        rates = word_error_rate([p.reference for p in checked], [done[f"prompt:{p.id}"] for p in checked])
+        return {"what": "ASR on the prompts against their alignment transcripts", **rates}
+
+    def _text_key(self, item: Continuation) -> str:
+        """A continuation's transcript is keyed by the wav it was made from: another vocoder, another transcript."""
+        return Path(str(item.wav)).relative_to(self.root).as_posix()
+
+    # -- stage 4: scoring -----------------------------------------------------------------------------------------
+
+    def score(self, items: list[Continuation], scorer: ContinuationScorer,
+              upstream: Optional[dict[str, Any]] = None) -> list[Score]:
+        """`upstream`: what produced the inputs the scorer reads (the vocoder's and the ASR's descriptions), part of
+        the score file's key so another ASR or vocoder never reuses these scores."""
+        path = self.root / "scores" / f"{scorer.metric}-{key_of([scorer.describe(), upstream or {}])}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")
+        # Scores that are not final (errors, see ContinuationScorer.is_final) are tried again.
+        stored = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)}
+        done = {key: s for key, s in stored.items() if scorer.is_final(s)}
+        todo = [i for i in items if _item_key(i) not in done]
+        with open_append(path) as log:
+            # Chunks: the scorer may batch or run requests concurrently within one, and each finished chunk is on
+            # disk before the next starts.
+            for start in tqdm(range(0, len(todo), SCORE_CHUNK), desc=f"scoring {scorer.metric}", unit="chunk",
+                              disable=not todo):
+                chunk = todo[start : start + SCORE_CHUNK]
+                scores = scorer.score(chunk)
+                if len(scores) != len(chunk):
+                    raise RuntimeError(f"scorer {scorer.metric} returned {len(scores)} scores for {len(chunk)} items")
+                for item, s in zip(chunk, scores):
+                    done[_item_key(item)] = s
+                    log.write(json.dumps({"key": _item_key(item), **s.to_json()}) + "\n")
+                log.flush()
+        return [done[_item_key(i)] for i in items]
+
+
+def read_generated(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """A vocoded continuation as float32 mono at `sample_rate`. Unlike user audio, an empty file is valid here: the
+    model may end a continuation at once."""
+    import soundfile as sf
+
+    if sf.info(str(path)).frames == 0:
+        return np.zeros(0, dtype=np.float32)
+    return load_audio(Path(path), sample_rate)
+
+
+def _summary(description: Optional[dict[str, Any]]) -> str:
+    """A recorded component in a few words, for messages: its kind and the file or model it loaded."""
+    d = description or {}
+    what = d.get("checkpoint") or d.get("path") or d.get("tokenizer") or d.get("hmm")
+    return f"{d.get('kind', '?')}" + (f" {what}" if what else "")
+
+
+def _continuation(row: dict[str, Any], sample: int, units: list[int]) -> Continuation:
+    return Continuation(row["prompt_id"], sample, units, prompt_audio=row["audio"], prompt_cut_s=row["cut_s"])
+
+
+def _item_key(item: Continuation) -> str:
+    return f"{item.prompt_id}#{item.sample}"
+
+
+def _prompt_seed(seed: int, prompt_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{prompt_id}".encode()).digest()[:4], "little")
+
+
+def open_append(path: Path):
+    """Open a JSONL log for appending; if a hard kill left its last line unfinished, start on a fresh line so the
+    next record is not glued onto the broken one."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, 2)
+            complete = f.read(1) == b"\n"
+        if not complete:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write("\n")
+    return open(path, "a", encoding="utf-8")
+
+
+def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash: that item is redone
+    return rows

@@ -1,0 +1,145 @@
+"""Evaluate generation tasks: run the continuation pipeline and aggregate the scorers' results."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from alignslm_eval.api.asr import ASR
+from alignslm_eval.api.model import UnitLM
+from alignslm_eval.api.registry import SCORERS
+from alignslm_eval.api.task import GenerationTask
+from alignslm_eval.api.tokenizer import SpeechTokenizer
+from alignslm_eval.api.vocoder import Vocoder
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
+from alignslm_eval.io.atomic import replacing
+from alignslm_eval.evaluate.continuation_store import ContinuationRun, Prompt
+
+
+@dataclass
+class PipelineComponents:
+    """The vocoder, ASR and scorer options of a run, built only when a task needs them (so a likelihood-only run
+    never asks for a vocoder). A `recorded_*` description (re-scoring: `ContinuationRun.recorded`) stands in for a
+    component whose output the run already holds, so none is loaded."""
+
+    vocoder_factory: Optional[Callable[[], Vocoder]] = None
+    asr_factory: Optional[Callable[[], ASR]] = None
+    scorer_options: dict[str, Any] = field(default_factory=dict)
+    recorded_vocoder: Optional[dict[str, Any]] = None
+    recorded_asr: Optional[dict[str, Any]] = None
+    _vocoder: Optional[Vocoder] = None
+    _asr: Optional[ASR] = None
+
+    def vocoder(self) -> Vocoder:
+        if self._vocoder is None:
+            from alignslm_eval.io.errors import UserError
+
+            if self.vocoder_factory is None:
+                raise UserError("this task vocodes continuations: pass --vocoder NAME --vocoder-args ... "
+                                "(or put alignslm_vocoder.json in the model dir)")
+            self._vocoder = self.vocoder_factory()
+        return self._vocoder
+
+    def asr(self) -> ASR:
+        if self._asr is None:
+            from alignslm_eval.io.errors import UserError
+
+            if self.asr_factory is None:
+                raise UserError("this task transcribes continuations: pass --asr NAME[:PATH]")
+            self._asr = self.asr_factory()
+        return self._asr
+
+
+def _needs(scorers: list[ContinuationScorer]) -> set[str]:
+    return {need for s in scorers for need in s.needs}
+
+
+def prepare_scorers(names: Sequence[str], components: PipelineComponents,
+                    settings: Optional[Mapping[str, Any]] = None) -> list[ContinuationScorer]:
+    """The named scorers (run options, with a task's scorer `settings` on top) and the vocoder and ASR they need,
+    built before any sampling (and kept), so a missing judge key or a bad --vocoder / --asr fails at once rather
+    than after the continuations are sampled."""
+    options = {**components.scorer_options, **(settings or {})}
+    scorers = [SCORERS.get(n).from_options(options) for n in names]
+    if _needs(scorers) & {"wav", "text"} and components.recorded_vocoder is None:
+        components.vocoder()
+    if "text" in _needs(scorers) and components.recorded_asr is None:
+        components.asr()
+    return scorers
+
+
+def score_continuations(
+    run: ContinuationRun, items: list[Continuation], prompts: list[Prompt], scorers: list[ContinuationScorer],
+    components: PipelineComponents,
+) -> tuple[dict[str, list[Score]], dict[str, Any]]:
+    """Vocode and transcribe what the scorers need (reusing what the run already has), then score."""
+    needs = _needs(scorers)
+    pipeline: dict[str, Any] = {"run_dir": str(run.root), "sampling": run.identity["sampling"]}
+    if needs & {"wav", "text"}:
+        vocoder = components.vocoder() if components.recorded_vocoder is None else None
+        pipeline["vocoder"] = vocoder.describe() if vocoder is not None else components.recorded_vocoder
+        run.vocode(items, pipeline["vocoder"], vocoder)
+    if "text" in needs:
+        asr = components.asr() if components.recorded_asr is None else None
+        pipeline["asr"] = asr.describe() if asr is not None else components.recorded_asr
+        check = run.transcribe(items, prompts, pipeline["asr"], asr)
+        if check:
+            pipeline["asr_prompt_error_rate"] = check
+    scores = {}
+    for s in scorers:
+        upstream = {"vocoder": pipeline.get("vocoder")}
+        if "text" in s.needs:
+            upstream["asr"] = pipeline.get("asr")
+        scores[s.metric] = run.score(items, s, upstream)
+    pipeline["scorers"] = {s.metric: {"direction": s.direction, **s.describe()} for s in scorers}
+    return scores, pipeline
+
+
+def unscored_reasons(scores: Mapping[str, list[Score]]) -> dict[str, dict[str, int]]:
+    """Why samples went unscored (judge errors, unparsable answers, silent audio), per metric, with counts."""
+    counts = {metric: dict(Counter(s.status for s in values if s.value is None).most_common())
+              for metric, values in scores.items()}
+    return {metric: c for metric, c in counts.items() if c}
+
+
+def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str, list[Score]]) -> Path:
+    """One JSON line per sample: what the pipeline made of it (units, durations, wav, transcripts) and each score
+    with its status and detail (the judge's raw answer among them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for i, item in enumerate(items):
+            row = item.to_json()
+            row["scores"] = {metric: values[i].to_json() for metric, values in scores.items()}
+            f.write(json.dumps(row, default=str) + "\n")
+    return path
+
+
+def evaluate_generation_task(
+    name: str, task: GenerationTask, prompts: list[Prompt], data_dir: Path, lm: UnitLM,
+    tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
+) -> dict[str, Any]:
+    started = time.time()
+    scorers = prepare_scorers(task.scorers, components, task.scorer_settings)
+    run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
+                                 task.prompt_seconds, task.spec.dedup)
+    items = run.sample(prompts, lm, tokenizer)
+    scores, pipeline = score_continuations(run, items, prompts, scorers, components)
+    pipeline["prompt_seconds"] = task.prompt_seconds
+    result = task.aggregate(scores)
+    files: dict[str, Any] = {"run_dir": str(run.root)}
+    if log_samples:
+        files["samples"] = str(write_samples_log(output_dir / f"samples_{name}.jsonl", items, scores))
+    return {
+        "protocol": task.spec.to_json(),
+        "pipeline": pipeline,
+        "dataset": {"path": str(data_dir), "sha256": run.dataset_sha256(prompts), "n_prompts": len(prompts),
+                    "n_samples": len(items)},
+        "result": result.to_json(),
+        "unscored": unscored_reasons(scores),
+        "files": files,
+        "wall_time_s": round(time.time() - started, 3),
+    }

@@ -1,0 +1,257 @@
+"""Runs likelihood tasks: audio -> units (cached) -> unit LM log-likelihood -> per-choice scores -> metrics.
+
+Every scored item is appended to a per-run JSONL file as its batch finishes; rerunning the same command reads it
+back and scores only what is missing, so an interrupted run loses at most one batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from alignslm_eval.api.model import LogLikelihood, UnitLM
+from alignslm_eval.api.registry import SCORERS, TASK_KINDS
+from alignslm_eval.api.task import AudioItem, GenerationTask, Task, TaskData, TaskSpec
+from alignslm_eval.api.tokenizer import SpeechTokenizer
+from alignslm_eval.io.atomic import replacing, write_text
+from alignslm_eval.io.audio import file_sha256, load_audio
+from alignslm_eval.io.cache import UnitCache
+from alignslm_eval.evaluate.continuation_store import open_append
+from alignslm_eval.io.errors import UserError
+from alignslm_eval.evaluate.generation import PipelineComponents, evaluate_generation_task
+from alignslm_eval.api.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_new_json
+from alignslm_eval.io.units import Units, from_frames
+
+TOKENIZE_COMMIT_EVERY = 32
+
+
+@dataclass
+class EvalSettings:
+    output_dir: Path
+    data_root: Optional[Path] = None
+    task_data: dict[str, Path] = field(default_factory=dict)
+    cache_dir: Path = Path(".")
+    batch_size: int = 8
+    limit: Optional[int] = None
+    seed: int = 0
+    log_samples: bool = False
+    command: list[str] = field(default_factory=list)
+    components: PipelineComponents = field(default_factory=PipelineComponents)
+    #: tasks left out of `--tasks all`, with the reason (recorded in the results)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def task_data_dir(spec: TaskSpec, settings: EvalSettings) -> Path:
+    if spec.name in settings.task_data:
+        path = settings.task_data[spec.name]
+    elif settings.data_root is not None:
+        path = settings.data_root / spec.data_dir
+    else:
+        raise UserError(f"task {spec.name}: no data; pass --data-root DIR (containing {spec.data_dir}/) "
+                        f"or --task-data {spec.name}=DIR")
+    if not path.is_dir():
+        raise UserError(f"task {spec.name}: data directory {path} does not exist; pass --data-root DIR containing "
+                        f"{spec.data_dir}/, or --task-data {spec.name}=DIR")
+    return path
+
+
+def tokenize_items(
+    items: list[AudioItem], hashes: dict[str, str], tokenizer: SpeechTokenizer, cache: UnitCache
+) -> dict[str, Units]:
+    """Units for every item: from the cache, else by running the tokenizer (stored in the cache as we go)."""
+    by_hash = cache.get_many(hashes[i.key] for i in items)
+    todo = [i for i in items if hashes[i.key] not in by_hash]
+    pending: dict[str, Units] = {}
+    try:
+        for item in tqdm(todo, desc="tokenizing", unit="file", disable=not todo):
+            frames = tokenizer.encode(load_audio(item.path, tokenizer.sample_rate))
+            if len(frames) == 0:
+                raise UserError(f"{item.path}: audio is shorter than one tokenizer frame; remove it or re-record it")
+            units = from_frames(frames, dedup=True)
+            by_hash[hashes[item.key]] = units
+            pending[hashes[item.key]] = units
+            if len(pending) >= TOKENIZE_COMMIT_EVERY:
+                cache.put_many(pending)
+                pending = {}
+    finally:
+        if pending:  # keep what was computed even when interrupted
+            cache.put_many(pending)
+    return {i.key: by_hash[hashes[i.key]] for i in items}
+
+
+def dataset_hash(data: TaskData, hashes: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(data.items):
+        h.update(f"{key}\t{hashes[key]}\n".encode())
+    for path in sorted(data.metadata_files):
+        h.update(f"{path.name}\t{file_sha256(path)}\n".encode())
+    return h.hexdigest()
+
+
+def _read_item_log(path: Path) -> dict[str, LogLikelihood]:
+    done: dict[str, LogLikelihood] = {}
+    if not path.is_file():
+        return done
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                done[row["key"]] = LogLikelihood(float(row["ll_sum"]), int(row["n_tokens"]))
+            except (ValueError, KeyError):
+                continue  # a line cut short by a crash: that item is simply scored again
+    return done
+
+
+@dataclass
+class PreparedTask:
+    spec: TaskSpec
+    task: Any  # Task (likelihood) or GenerationTask
+    data: Any  # TaskData, or the list of prompts of a generation task
+    data_dir: Path
+
+
+def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[PreparedTask]:
+    """Load and validate every task's data before any model is loaded, so bad data fails in seconds."""
+    prepared = []
+    for spec in specs:
+        task = TASK_KINDS.get(spec.kind)(spec)
+        data_dir = task_data_dir(spec, settings)
+        if isinstance(task, GenerationTask):
+            data = task.load_prompts(data_dir)[: settings.limit]
+        else:
+            data = task.load(data_dir).limited(settings.limit)
+            if not data.choices:
+                raise UserError(f"task {spec.name}: no items found under {data_dir}")
+        prepared.append(PreparedTask(spec, task, data, data_dir))
+    return prepared
+
+
+def evaluate_task(
+    prepared: PreparedTask, lm: UnitLM, tokenizer: SpeechTokenizer, cache: UnitCache, settings: EvalSettings
+) -> dict[str, Any]:
+    started = time.time()
+    spec, task, data, data_dir = prepared.spec, prepared.task, prepared.data, prepared.data_dir
+    items = sorted(data.items.values(), key=lambda i: i.key)
+    hashes = {}
+    with tqdm(items, desc=f"{spec.name}: hashing", unit="file") as bar:  # closed before an error is printed
+        for item in bar:
+            hashes[item.key] = file_sha256(item.path)
+    dhash = dataset_hash(data, hashes)
+    units = tokenize_items(items, hashes, tokenizer, cache)
+
+    run_key = hashlib.sha256(
+        json.dumps(
+            {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(),
+             # Only what changes an item's log-likelihood: the sum/mean choice is applied after, from the log.
+             "protocol": {"add_bos": spec.protocol.add_bos, "add_eos": spec.protocol.add_eos, "dedup": spec.dedup},
+             "dataset": dhash},
+            sort_keys=True, default=str,
+        ).encode()
+    ).hexdigest()[:16]
+    item_log = settings.output_dir / "items" / f"{spec.name}-{run_key}.jsonl"
+    item_log.parent.mkdir(parents=True, exist_ok=True)
+    scores = {k: v for k, v in _read_item_log(item_log).items() if k in data.items}
+    todo = [i for i in items if i.key not in scores]
+    sequences = [units[i.key].units if spec.dedup else units[i.key].frames() for i in todo]
+
+    with open_append(item_log) as log, tqdm(
+        total=len(items), initial=len(items) - len(todo), desc=f"{spec.name}: scoring", unit="file"
+    ) as bar:
+
+        def save(indices: list[int], batch: list[LogLikelihood]) -> None:
+            for i, ll in zip(indices, batch):
+                item = todo[i]
+                scores[item.key] = ll
+                log.write(json.dumps({"key": item.key, "ll_sum": ll.sum, "n_tokens": ll.n_tokens,
+                                      "n_units": int(len(sequences[i]))}) + "\n")
+            log.flush()
+            bar.update(len(indices))
+
+        lm.loglikelihood(sequences, spec.protocol, batch_size=settings.batch_size, on_batch=save,
+                         names=[str(i.path) for i in todo])
+
+    scorer = SCORERS.get(spec.scorer)
+    reduced = {k: ll.reduced(spec.reduction) for k, ll in scores.items()}
+    choice_scores = {
+        c.id: scorer([reduced[k] for k in c.candidates], c.positive) for c in data.choices
+    }
+    result = task.aggregate(data, choice_scores)
+    files = {"items": str(item_log)}
+    extra = task.write_outputs(data, reduced, settings.output_dir / "submission")
+    if extra:
+        files["submission"] = [str(p) for p in extra]
+    if settings.log_samples:
+        samples = settings.output_dir / f"samples_{spec.name}.jsonl"
+        with replacing(samples) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for c in data.choices:
+                f.write(json.dumps({
+                    "choice": c.id,
+                    "positive": c.positive,
+                    "score": choice_scores[c.id],
+                    "candidates": [
+                        {"key": k, "path": str(data.items[k].path), "ll_sum": scores[k].sum,
+                         "ll_mean": scores[k].mean, "n_tokens": scores[k].n_tokens}
+                        for k in c.candidates
+                    ],
+                    "meta": c.meta,
+                }, default=str) + "\n")
+        files["samples"] = str(samples)
+    return {
+        "protocol": spec.to_json(),
+        "dataset": {"path": str(data_dir), "sha256": dhash, "n_items": len(items),
+                    "n_choices": len(data.choices), "limit": settings.limit},
+        "result": result.to_json(),
+        "files": files,
+        "wall_time_s": round(time.time() - started, 3),
+    }
+
+
+def evaluate(
+    tasks: list[PreparedTask], lm: UnitLM, tokenizer: SpeechTokenizer, settings: EvalSettings
+) -> tuple[dict[str, Any], Path]:
+    """Run every task and write `results_<timestamp>.json` (+ `.md`) under the output dir."""
+    started = time.time()
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    try:
+        import torch
+
+        torch.manual_seed(settings.seed)
+    except ImportError:
+        pass
+    cache = UnitCache(settings.cache_dir, tokenizer.fingerprint())
+    try:
+        task_results = {}
+        for t in tasks:
+            if isinstance(t.task, GenerationTask):
+                task_results[t.spec.name] = evaluate_generation_task(
+                    t.spec.name, t.task, t.data, t.data_dir, lm, tokenizer, settings.components,
+                    settings.output_dir, settings.seed, settings.log_samples)
+            else:
+                task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
+    finally:
+        cache.close()
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "created": timestamp(),
+        "command": settings.command,
+        "seed": settings.seed,
+        "batch_size": settings.batch_size,
+        "wall_time_s": round(time.time() - started, 3),
+        "environment": environment(),
+        "model": lm.describe(),
+        "tokenizer": {"fingerprint": tokenizer.fingerprint(), **tokenizer.describe()},
+        "tasks": task_results,
+        "skipped_tasks": settings.skipped,
+    }
+    path = write_new_json(settings.output_dir, f"results_{results['created']}", results)
+    write_text(path.with_suffix(".md"), markdown_summary(results))
+    return results, path
