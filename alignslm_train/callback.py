@@ -18,11 +18,10 @@ import torch
 from transformers import TrainerCallback
 
 from alignslm_eval.api.task import load_specs
-from alignslm_eval.evaluate.continuation_store import open_append
+from alignslm_eval.io.jsonl import keep_whole_lines, open_append
 from alignslm_eval.evaluate.likelihood import EvalSettings, evaluate, prepare_tasks
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.models.vocab import UnitVocabulary
-from alignslm_train.dpo import keep_log_lines
 
 
 class EvalCallback(TrainerCallback):
@@ -39,7 +38,7 @@ class EvalCallback(TrainerCallback):
         # Validate the tasks' data now, not at the first evaluation an hour into training.
         self.tasks = prepare_tasks(load_specs(tasks), self.settings)
         self._tensorboard = _tensorboard_writer(self.out_dir / "tensorboard")
-        keep_log_lines(self.out_dir / "eval_log.jsonl")  # without a line a kill cut short
+        keep_whole_lines(self.out_dir / "eval_log.jsonl")  # without a line a kill cut short
 
     def on_step_end(self, args, state, control, model=None, **kwargs: Any):
         if self.every and state.global_step % self.every == 0 and model is not None:

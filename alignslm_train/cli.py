@@ -14,164 +14,102 @@ import argparse
 import json
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from alignslm_eval.api.options import Options, add_options, from_namespace, option_fields
+from alignslm_eval.api.task import load_specs
+from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, build_pipeline,
+                                      build_tokenizer, missing_options, resolve_model, tokenizer_source,
+                                      unrunnable_tasks)
 from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
-from alignslm_eval.io.paths import check_directory
 from alignslm_eval.io.redaction import redact_command
+from alignslm_train.dpo import DPOSettings
+from alignslm_train.loop import RULE_SCORERS, AlignConfig
 
 STAGES = ("sample", "score", "pairs", "dpo")
 
 
-def _schedule(text: str) -> list[list[float]]:
-    """CHOSEN_MIN:REJECTED_MAX per round, validated before any sampling or judging happens."""
-    usage = f"--schedule {text!r}: expected CHOSEN_MIN:REJECTED_MAX per round with CHOSEN_MIN > REJECTED_MAX, e.g. 3:1,4:2"
-    try:
-        steps = [[float(x) for x in step.split(":")] for step in text.split(",") if step.strip()]
-    except ValueError:
-        raise UserError(usage)
-    if not steps or any(len(step) != 2 or step[0] <= step[1] for step in steps):
-        raise UserError(usage)
-    return steps
-
-
 def parser() -> argparse.ArgumentParser:
-    from alignslm_eval.cli.eval import add_pipeline_arguments
-
     p = ArgumentParser(prog="alignslm-train", description=__doc__.splitlines()[0] + " Also: `alignslm-train merge` "
                        "writes a checkpoint with a trained adapter merged in.")
-    p.add_argument("--model", required=True, help="base unit LM: hub id or local dir (or 'demo')")
-    p.add_argument("--prompts", type=Path, required=True, help="folder of prompt utterances (wav/flac)")
-    p.add_argument("--output-dir", type=Path, required=True)
-    p.add_argument("--rounds", type=int, default=1, help="curriculum rounds (the paper runs up to 3)")
+    add_options(p, AlignConfig)
     p.add_argument("--stage", choices=[*STAGES, "all"], default="all", help="run one stage only (with --round)")
     p.add_argument("--round", type=int, help="the round --stage applies to (default: every round)")
-    p.add_argument("--tokenizer", help="speech tokenizer (default: the model dir's alignslm_tokenizer.json)")
-    p.add_argument("--tokenizer-args", default="")
     p.add_argument("--cache-dir", type=Path, help="cache root for units, the demo build and judge answers")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    g = p.add_argument_group("sampling and pairs")
-    g.add_argument("--samples-per-prompt", type=int, default=5)
-    g.add_argument("--temperature", type=float, default=0.8)
-    g.add_argument("--top-k", type=int, default=25)
-    g.add_argument("--max-new-tokens", type=int, default=150)
-    g.add_argument("--prompt-seconds", type=float, default=3.0)
-    g.add_argument("--pair-rule", choices=["judge_threshold", "perplexity"], default="judge_threshold")
-    g.add_argument("--schedule", default="3:1,4:2", help="judge thresholds per round, CHOSEN_MIN:REJECTED_MAX,...")
-    g.add_argument("--max-auto-bleu", type=float, default=0.3, help="drop pairs whose prompt+chosen repeats this much")
-    g.add_argument("--allow-unscored", action="store_true",
-                   help="make pairs even when scoring failed for some samples (e.g. judge errors), from the scored "
-                   "ones; the counts go into pairs_report.json and COMPLETE.json (default: refuse, rerun to retry)")
-    d = p.add_argument_group("DPO and LoRA")
-    d.add_argument("--beta", type=float, default=0.1)
-    d.add_argument("--learning-rate", type=float, default=5e-5)
-    d.add_argument("--lora-rank", type=int, default=32)
-    d.add_argument("--lora-alpha", type=int, default=8)
-    d.add_argument("--lora-dropout", type=float, default=0.0)
-    d.add_argument("--target-modules", default="all-linear", help="'all-linear' or comma-separated module names")
-    d.add_argument("--batch-size", type=int, default=4)
-    d.add_argument("--epochs", type=float, default=1.0)
-    d.add_argument("--max-steps", type=int, default=-1)
-    e = p.add_argument_group("mid-training evaluation")
-    e.add_argument("--eval-tasks", default="", help="registered tasks to run during DPO, e.g. sstorycloze")
-    e.add_argument("--eval-every", type=int, default=0, help="every K optimiser steps (0: never)")
-    e.add_argument("--eval-limit", type=int, default=20)
-    e.add_argument("--eval-data-root", type=Path)
-    add_pipeline_arguments(p)
+    # --model, --seed and the DPO's device are the loop's; the model dir's loading options are ModelOptions'
+    add_options(p, ModelOptions, skip=("model", "model_backend", "adapter", "dtype"))
+    add_options(p, TokenizerOptions)
+    add_options(p.add_argument_group(DPOSettings._argument_group), DPOSettings, skip=("seed", "device"))
+    add_options(p.add_argument_group(PipelineOptions._argument_group), PipelineOptions)
     return p
 
 
-#: config.json sections: the settings each stage's results depend on ("dpo": every DPOSettings field). Once a round
-#: is complete they are fixed for its --output-dir.
-RESULT_SETTINGS = {
-    "sample": ("model", "prompts", "samples_per_prompt", "temperature", "top_k", "max_new_tokens", "prompt_seconds",
-               "seed", "tokenizer", "tokenizer_args"),
-    "score": ("pair_rule", "vocoder", "vocoder_args", "asr", "asr_args", "text_lm", "judge_model", "judge_prompt",
-              "judge_answer_pattern", "judge_temperature", "judge_max_tokens"),
-    "pairs": ("pair_rule", "schedule", "max_auto_bleu"),
-}
-#: The config.json sections a stage's results depend on (every stage reads the sampled continuations).
+#: The config.json sections a stage's results depend on (every stage reads the sampled continuations). Which
+#: setting belongs to which section is said by its field (`section=`); "dpo" is every DPOSettings field.
 STAGE_SECTIONS = {"sample": ("sample",), "score": ("sample", "score"), "pairs": ("sample", "pairs"),
                   "dpo": ("sample", "pairs", "dpo")}
 
 
-def _check(args: argparse.Namespace, stages: tuple[str, ...]) -> None:
-    """Every flag that can be checked without loading anything, so bad input fails before any model or judge work."""
-    from alignslm_eval.api.task import load_specs
-    from alignslm_eval.cli.eval import (DEMO_NAME, check_pipeline_arguments, missing_options, scorer_options,
-                                   unrunnable_tasks)
-    from alignslm_train.loop import RULE_SCORERS
-
-    check_pipeline_arguments(args)
-
-    check_directory(args.output_dir, "--output-dir")
-    check_directory(args.prompts, "--prompts", must_exist=True)
-    check_directory(args.eval_data_root, "--eval-data-root", must_exist=True)
-    limits = (
-        ("--rounds", args.rounds, args.rounds >= 1, "at least 1"),
-        ("--round", args.round, args.round is None or args.round >= 1, "at least 1"),
-        ("--samples-per-prompt", args.samples_per_prompt, args.samples_per_prompt >= 2,
-         "at least 2 (a pair is a chosen and a rejected continuation of one prompt)"),
-        ("--temperature", args.temperature, args.temperature > 0, "greater than 0"),
-        ("--top-k", args.top_k, args.top_k >= 0, "0 (no top-k filtering) or more"),
-        ("--max-new-tokens", args.max_new_tokens, args.max_new_tokens >= 1, "at least 1"),
-        ("--prompt-seconds", args.prompt_seconds, args.prompt_seconds > 0, "greater than 0"),
-        ("--max-auto-bleu", args.max_auto_bleu, args.max_auto_bleu > 0, "greater than 0"),
-        ("--beta", args.beta, args.beta > 0, "greater than 0"),
-        ("--learning-rate", args.learning_rate, args.learning_rate > 0, "greater than 0"),
-        ("--lora-rank", args.lora_rank, args.lora_rank >= 1, "at least 1"),
-        ("--lora-alpha", args.lora_alpha, args.lora_alpha > 0, "greater than 0"),
-        ("--lora-dropout", args.lora_dropout, 0 <= args.lora_dropout < 1, "in [0, 1)"),
-        ("--batch-size", args.batch_size, args.batch_size >= 1, "at least 1"),
-        ("--epochs", args.epochs, args.epochs > 0, "greater than 0"),
-        ("--max-steps", args.max_steps, args.max_steps == -1 or args.max_steps >= 1, "-1 (run --epochs) or at least 1"),
-        ("--eval-every", args.eval_every, args.eval_every >= 0, "0 (never) or more"),
-        ("--eval-limit", args.eval_limit, args.eval_limit >= 1, "at least 1"),
-    )
-    for flag, value, ok, requirement in limits:
-        if not ok:  # also catches nan, which fails every comparison
-            raise UserError(f"{flag} {value}: must be {requirement}")
-    _schedule(args.schedule)
-    if not [t for t in args.target_modules.split(",") if t.strip()]:
-        raise UserError(f"--target-modules {args.target_modules!r}: give all-linear or comma-separated layer names")
-    if "dpo" in stages and not (args.device == "cpu" or args.device.startswith("cuda")):
-        raise UserError(f"--device {args.device}: DPO trains on cpu or cuda; choose one of them")
-    options = scorer_options(args)
-    if args.model == DEMO_NAME:
+def _check(args: argparse.Namespace, stages: tuple[str, ...], config: AlignConfig, pipeline: PipelineOptions,
+           device: str) -> None:
+    """What the settings classes cannot check alone, before anything is loaded, so bad input fails before any model
+    or judge work."""
+    if args.round is not None and args.round < 1:
+        raise UserError(f"--round {args.round}: must be at least 1")
+    if "dpo" in stages and not (device == "cpu" or device.startswith("cuda")):
+        raise UserError(f"--device {device}: DPO trains on cpu or cuda; choose one of them")
+    options = pipeline.scorer_options(device)
+    if config.model == DEMO_NAME:
         options["text_lm"] = options["text_lm"] or "demo"  # the demo brings its own text LM
     if "score" in stages:
-        for name, flags in missing_options(RULE_SCORERS[args.pair_rule], options).items():
-            raise UserError(f"--pair-rule {args.pair_rule} scores with {name}, which needs {flags}; pass it")
-    tasks = [t.strip() for t in args.eval_tasks.split(",") if t.strip()]
-    if bool(tasks) != bool(args.eval_every):
-        raise UserError(f"--eval-tasks {args.eval_tasks!r} with --eval-every {args.eval_every}: mid-training "
-                        "evaluation needs both (task names and every how many steps), or neither")
-    if tasks:
+        for name, flags in missing_options(RULE_SCORERS[config.pair_rule], options).items():
+            raise UserError(f"--pair-rule {config.pair_rule} scores with {name}, which needs {flags}; pass it")
+    if bool(config.eval_tasks) != bool(config.eval_every):
+        raise UserError(f"--eval-tasks {','.join(config.eval_tasks)!r} with --eval-every {config.eval_every}: "
+                        "mid-training evaluation needs both (task names and every how many steps), or neither")
+    if config.eval_tasks:
         try:
-            specs = load_specs(tasks)
+            specs = load_specs(config.eval_tasks)
         except UserError as e:
-            raise UserError(f"--eval-tasks {args.eval_tasks}: {e}")
+            raise UserError(f"--eval-tasks {','.join(config.eval_tasks)}: {e}")
         unrunnable = unrunnable_tasks(specs, options) if "dpo" in stages else {}
         if unrunnable:
             raise UserError("--eval-tasks: " + "; ".join(f"{task}: {why}" for task, why in unrunnable.items()))
     try:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
+        config.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"--output-dir {args.output_dir}: cannot create it ({e.strerror or e}); give a directory path")
+        raise UserError(f"--output-dir {config.output_dir}: cannot create it ({e.strerror or e}); give a directory "
+                        "path")
 
 
-def _result_settings(args: argparse.Namespace, dpo) -> dict[str, dict[str, Any]]:
-    """config.json's sections from the flags, with local paths made absolute so the same run compares equal."""
+def options_of(args: argparse.Namespace) -> tuple[AlignConfig, ModelOptions, TokenizerOptions, PipelineOptions,
+                                                 DPOSettings]:
+    """The settings of a training command, each checked as it is made."""
+    config = from_namespace(AlignConfig, args)
+    model = from_namespace(ModelOptions, args, model=config.model)
+    dpo = from_namespace(DPOSettings, args, seed=config.seed, device=model.device)
+    return config, model, from_namespace(TokenizerOptions, args), from_namespace(PipelineOptions, args), dpo
+
+
+def _result_settings(*options: Options) -> dict[str, dict[str, Any]]:
+    """config.json's sections from the settings' `section`s ("dpo": every DPOSettings field), with local paths made
+    absolute so the same run compares equal."""
+    sections: dict[str, dict[str, Any]] = {}
+    dpo = next(o for o in options if isinstance(o, DPOSettings))
+    for o in options:
+        recorded = o.recorded()
+        for f in option_fields(o):
+            if f.metadata.get("section"):
+                sections.setdefault(f.metadata["section"], {})[f.name] = recorded[f.name]
     # The default ASR by name, so a later --asr for the same rounds is refused like any other change.
-    values = {**vars(args), "schedule": _schedule(args.schedule), "asr": args.asr or "pocketsphinx"}
-    for key in ("model", "prompts", "text_lm", "judge_prompt"):
-        if values[key] is not None and Path(values[key]).exists():
-            values[key] = Path(values[key]).resolve()
-    sections = {name: {key: values[key] for key in keys} for name, keys in RESULT_SETTINGS.items()}
+    sections["score"]["asr"] = sections["score"]["asr"] or "pocketsphinx"
+    for section, key in (("sample", "model"), ("sample", "prompts"), ("score", "text_lm"), ("score", "judge_prompt")):
+        value = sections[section][key]
+        if value is not None and Path(value).exists():
+            sections[section][key] = str(Path(value).resolve())
     return json.loads(json.dumps({**sections, "dpo": asdict(dpo)}, default=str))
 
 
@@ -212,58 +150,39 @@ def _record(output_dir: Path, sections: dict[str, dict[str, Any]], command: list
 def cmd_train(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
     stages = STAGES if args.stage == "all" else (args.stage,)
-    _check(args, stages)
+    config, model_options, tokenizer_options, pipeline, dpo = options_of(args)
+    _check(args, stages, config, pipeline, model_options.device)
     from alignslm_eval.io.cache import default_cache_dir
-    from alignslm_eval.cli.eval import DEMO_NAME, pipeline_components, speech_tokenizer, tokenizer_source
-    from alignslm_train.dpo import DPOSettings, check_target_modules
-    from alignslm_train.loop import (COMPLETE, AlignConfig, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample,
-                                     stage_score)
+    from alignslm_train.dpo import check_target_modules
+    from alignslm_train.loop import COMPLETE, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample, stage_score
 
-    targets = args.target_modules if args.target_modules == "all-linear" else \
-        [t.strip() for t in args.target_modules.split(",") if t.strip()]
-    dpo = DPOSettings(beta=args.beta, learning_rate=args.learning_rate, lora_rank=args.lora_rank,
-                      lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=targets,
-                      per_device_batch_size=args.batch_size, num_epochs=args.epochs, max_steps=args.max_steps,
-                      seed=args.seed, device=args.device)
-    settings = _result_settings(args, dpo)
+    settings = _result_settings(config, model_options, tokenizer_options, pipeline, dpo)
     settings = {s: settings[s] for stage in stages for s in STAGE_SECTIONS[stage]}
-    _refuse_other_settings(args.output_dir, settings)
+    _refuse_other_settings(config.output_dir, settings)
     command = redact_command(["alignslm-train", *argv])
 
     cache_dir = args.cache_dir or default_cache_dir()
-    model = args.model
-    if model == DEMO_NAME:
-        from alignslm_eval.demo import ensure_demo
-
-        demo = ensure_demo(cache_dir)
-        model = str(demo.model_dir)
-        args.text_lm = args.text_lm or str(demo.text_lm_dir)
-    config = AlignConfig(
-        model=model, prompts=args.prompts, output_dir=args.output_dir, rounds=args.rounds,
-        samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_k=args.top_k,
-        max_new_tokens=args.max_new_tokens, prompt_seconds=args.prompt_seconds, pair_rule=args.pair_rule,
-        schedule=_schedule(args.schedule), max_auto_bleu=args.max_auto_bleu, allow_unscored=args.allow_unscored,
-        eval_tasks=[t.strip() for t in args.eval_tasks.split(",") if t.strip()], eval_every=args.eval_every,
-        eval_limit=args.eval_limit, eval_data_root=args.eval_data_root, seed=args.seed,
-    )
+    resolved = resolve_model(config.model, cache_dir)
+    pipeline.text_lm = pipeline.text_lm or resolved.text_lm
+    config = replace(config, model=resolved.path)
     rounds = [args.round] if args.round is not None else list(range(1, args.rounds + 1))
     components = None
     for k in rounds:
         if args.stage == "all" and (config.round_dir(k) / COMPLETE).is_file():
             print(f"round {k}: already complete, skipped", file=sys.stderr)
             continue
-        lm = policy(config, k, device=args.device)  # refuses a round whose previous one is unfinished
+        lm = policy(config, k, model_options)  # refuses a round whose previous one is unfinished
         config.round_dir(k).mkdir(parents=True, exist_ok=True)
         if "dpo" in stages:
             check_target_modules(lm.model, dpo)
         if components is None:
             # Every round's policy lives on the base model's directory, so these are built once.
-            tokenizer = speech_tokenizer(args, lm.describe().get("local_dir"))
-            lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(args, lm.describe().get("local_dir")),
-                                     n_units_flag=False)
-            components = pipeline_components(args, lm.describe().get("local_dir"))
+            model_dir = lm.describe().get("local_dir")
+            tokenizer = build_tokenizer(tokenizer_options, model_dir)
+            lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
+            components = build_pipeline(pipeline, model_dir, model_options.device)
             scorers = rule_scorers(config, components) if "score" in stages else []
-            _record(args.output_dir, {}, command)
+            _record(config.output_dir, {}, command)
         run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
         if "score" in stages:
             stage_score(config, k, run, components, scorers)
@@ -279,7 +198,7 @@ def cmd_train(argv: Sequence[str]) -> int:
                                               tokenizer, config.eval_data_root, config.eval_limit, cache_dir,
                                               f"round-{k}", components))
             adapter = stage_dpo(config, k, pairs, dpo, callbacks)
-            _record(args.output_dir, settings, command)
+            _record(config.output_dir, settings, command)
             print(f"round {k}: adapter {adapter}", file=sys.stderr)
     return 0
 
@@ -304,7 +223,6 @@ def cmd_merge(argv: Sequence[str]) -> int:
     p.add_argument("--cache-dir", type=Path, help="where `--model demo` is built (as for training)")
     args = p.parse_args(argv)
     from alignslm_eval.io.cache import default_cache_dir
-    from alignslm_eval.cli.eval import DEMO_NAME
     from alignslm_eval.models.adapters import MERGED_FROM_FILE
     from alignslm_eval.models.hf_unit_lm import HFUnitLM
 
@@ -319,11 +237,7 @@ def cmd_merge(argv: Sequence[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--output {out}: cannot create it ({e.strerror or e}); give a directory path")
-    model = args.model
-    if model == DEMO_NAME:
-        from alignslm_eval.demo import ensure_demo
-
-        model = str(ensure_demo(args.cache_dir or default_cache_dir()).model_dir)
+    model = resolve_model(args.model, args.cache_dir or default_cache_dir()).path
     lm = HFUnitLM.from_args(model, adapter=args.adapter)
     lm.model.save_pretrained(args.output)
     lm.vocab.save(args.output)

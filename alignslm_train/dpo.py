@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from alignslm_eval.api.options import Options, option
 from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.jsonl import keep_whole_lines
 from alignslm_eval.models.vocab import UnitVocabulary
 
 if TYPE_CHECKING:
@@ -39,49 +41,61 @@ _UNIT_TOKEN = re.compile(r"<u(\d+)>")
 _TOKEN = r"<[^<>\s]+>"
 
 
-@dataclass
-class DPOSettings:
-    """DPO and LoRA hyperparameters. Align-SLM (Lin et al. 2025) reports few of them; each default names its source."""
+def _target_modules(text: str) -> Union[str, list[str]]:
+    """`--target-modules`: all-linear, or comma-separated module names."""
+    if text.strip() == "all-linear":
+        return "all-linear"
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise UserError(f"--target-modules {text!r}: give all-linear or comma-separated layer names")
+    return names
 
-    # slamkit's DPO config (config/training_args/dpo_training_args.yaml; Maimon et al. 2025, "Slamming"), also TRL's
-    # default. The Align-SLM paper's own beta could not be verified offline.
-    beta: float = 0.1
-    # slamkit, config/training_args/dpo_training_args.yaml.
-    learning_rate: float = 5e-5
-    # Reported for Align-SLM by a secondary summary of the paper; not verified against the paper itself.
-    lora_rank: int = 32
-    # Same secondary source as lora_rank; unverified.
-    lora_alpha: int = 8
-    # Not stated.
-    lora_dropout: float = 0.0
-    # Not stated. "all-linear" is every linear layer except the output head (TRL cannot train an adapter on lm_head).
-    target_modules: Union[str, list[str]] = "all-linear"
-    # Not stated for Align-SLM; slamkit uses 8 per GPU. 4 keeps a CPU step small.
-    per_device_batch_size: int = 4
-    # slamkit, config/training_args/default.yaml.
-    gradient_accumulation_steps: int = 1
-    # slamkit, config/training_args/default.yaml.
-    num_epochs: float = 1.0
-    # Not stated; -1 runs `num_epochs` epochs, a positive value overrides them.
-    max_steps: int = -1
-    # Not stated for Align-SLM (slamkit warms up for max(100 steps, 1%)). Must be in [0, 1).
-    warmup_ratio: float = 0.0
-    # slamkit: cosine_with_min_lr whose min_lr (5e-5) equals the DPO learning rate, i.e. constant after warmup.
-    lr_scheduler_type: str = "constant_with_warmup"
-    # slamkit, config/training_args/default.yaml.
-    max_grad_norm: float = 0.5
-    # Not stated; transformers' default.
-    weight_decay: float = 0.0
-    # Not stated; fixes the LoRA initialisation and the data order.
-    seed: int = 0
-    # Not stated; every step, since DPO stages are short and the log is their record.
-    logging_steps: int = 1
-    # Not stated; transformers' default. A killed run resumes from the last of these checkpoints.
-    save_steps: int = 500
-    # slamkit, config/training_args/default.yaml.
-    save_total_limit: Optional[int] = 2
-    # "cpu" trains in float32; "cuda" turns on bf16 mixed precision (not stated; slamkit trains in bf16).
-    device: str = "cpu"
+
+POSITIVE = (lambda v: v > 0, "greater than 0")
+AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+
+
+@dataclass
+class DPOSettings(Options):
+    """DPO and LoRA hyperparameters. Align-SLM (Lin et al. 2025) reports few of them; each help names its source."""
+
+    _argument_group = "DPO and LoRA"
+
+    beta: float = option(0.1, must=POSITIVE, help="DPO beta: slamkit's DPO config (config/training_args/"
+                         "dpo_training_args.yaml; Maimon et al. 2025, \"Slamming\"), also TRL's default; the "
+                         "Align-SLM paper's own could not be verified offline")
+    learning_rate: float = option(5e-5, must=POSITIVE,
+                                  help="slamkit, config/training_args/dpo_training_args.yaml")
+    lora_rank: int = option(32, must=AT_LEAST_1, help="reported for Align-SLM by a secondary summary of the paper; "
+                            "not verified against the paper itself")
+    lora_alpha: int = option(8, must=POSITIVE, help="same secondary source as --lora-rank; unverified")
+    lora_dropout: float = option(0.0, must=(lambda v: 0 <= v < 1, "in [0, 1)"), help="not stated")
+    target_modules: Union[str, list[str]] = option(
+        "all-linear", parse=_target_modules,
+        help="'all-linear' or comma-separated module names; not stated. all-linear is every linear layer except the "
+             "output head (TRL cannot train an adapter on lm_head)")
+    per_device_batch_size: int = option(4, flag="--batch-size", must=AT_LEAST_1,
+                                        help="pairs per step; not stated for Align-SLM, slamkit uses 8 per GPU, 4 "
+                                             "keeps a CPU step small")
+    gradient_accumulation_steps: int = option(1, must=AT_LEAST_1, help="slamkit, config/training_args/default.yaml")
+    num_epochs: float = option(1.0, flag="--epochs", must=POSITIVE, help="slamkit, config/training_args/default.yaml")
+    max_steps: int = option(-1, must=(lambda v: v == -1 or v >= 1, "-1 (run --epochs) or at least 1"),
+                            help="not stated; -1 runs --epochs epochs, a positive value overrides them")
+    warmup_ratio: float = option(0.0, must=(lambda v: 0 <= v < 1, "in [0, 1)"),
+                                 help="not stated for Align-SLM (slamkit warms up for max(100 steps, 1%%))")
+    lr_scheduler_type: str = option("constant_with_warmup",
+                                    help="slamkit: cosine_with_min_lr whose min_lr (5e-5) equals the DPO learning "
+                                         "rate, i.e. constant after warmup")
+    max_grad_norm: float = option(0.5, must=POSITIVE, help="slamkit, config/training_args/default.yaml")
+    weight_decay: float = option(0.0, must=(lambda v: v >= 0, "0 or more"), help="not stated; transformers' default")
+    seed: int = option(0, help="not stated; fixes the LoRA initialisation and the data order")
+    logging_steps: int = option(1, must=AT_LEAST_1, help="not stated; every step, since DPO stages are short and the "
+                                "log is their record")
+    save_steps: int = option(500, must=AT_LEAST_1, help="not stated; transformers' default. A killed run resumes "
+                             "from the last of these checkpoints")
+    save_total_limit: Optional[int] = option(2, must=AT_LEAST_1, help="slamkit, config/training_args/default.yaml")
+    device: str = option("cpu", help="cpu trains in float32; cuda turns on bf16 mixed precision (not stated; "
+                                     "slamkit trains in bf16)")
 
 
 @dataclass
@@ -261,8 +275,6 @@ def dpo_config(settings: DPOSettings, output_dir: Path) -> "DPOConfig":
         cuda = True
     else:
         raise UserError(f"DPO device {settings.device!r}: choose 'cpu' or 'cuda'")
-    if not 0.0 <= settings.warmup_ratio < 1.0:
-        raise UserError(f"DPO warmup_ratio {settings.warmup_ratio}: must be in [0, 1)")
     return DPOConfig(
         output_dir=str(output_dir),
         beta=settings.beta,
@@ -431,28 +443,9 @@ def _last_checkpoint(checkpoints: Path) -> Optional[Path]:
     return max(complete, key=_checkpoint_step) if complete else None
 
 
-def keep_log_lines(path: Path, keep: Callable[[dict[str, Any]], bool] = lambda row: True) -> None:
-    """Rewrite a JSONL log with only its whole lines (JSON objects) that `keep` accepts. A line a kill cut short is
-    dropped: its step is redone, the kill having come before that step's checkpoint. A log with nothing to drop is
-    left untouched."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    kept = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and keep(row):
-            kept.append(line)
-    if kept != lines:
-        write_text(path, "".join(line + "\n" for line in kept))
-
-
 def _trim_log(path: Path, keep_through_step: int) -> None:
     """Drop log lines past the step training restarts from, so a resumed run does not log a step twice."""
-    keep_log_lines(path, lambda row: isinstance(row.get("step"), int) and row["step"] <= keep_through_step)
+    keep_whole_lines(path, lambda row: isinstance(row.get("step"), int) and row["step"] <= keep_through_step)
 
 
 class _JsonlLog(TrainerCallback):

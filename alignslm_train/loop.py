@@ -17,15 +17,19 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 from alignslm_eval.api.model import SamplingConfig
+from alignslm_eval.api.options import Options, option
 from alignslm_eval.api.scorer import ContinuationScorer
+from alignslm_eval.components import ModelOptions, build_unit_lm
 from alignslm_eval.io.atomic import replacing, write_text
-from alignslm_eval.evaluate.continuation_store import ContinuationRun, _read_jsonl, find_prompts, key_of
+from alignslm_eval.evaluate.continuation_store import ContinuationRun, find_prompts, key_of
+from alignslm_eval.io.jsonl import read_jsonl
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.paths import directory_rule
 from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, write_base_record
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.evaluate.generation import PipelineComponents, prepare_scorers, score_continuations
@@ -39,29 +43,71 @@ COMPLETE = "COMPLETE.json"
 RULE_SCORERS = {"judge_threshold": ("judge_rating", "auto_bleu"), "perplexity": ("genppl", "auto_bleu")}
 
 
+def parse_schedule(text: str) -> list[list[float]]:
+    """`--schedule` CHOSEN_MIN:REJECTED_MAX per round, checked before any sampling or judging happens."""
+    usage = (f"--schedule {text!r}: expected CHOSEN_MIN:REJECTED_MAX per round with CHOSEN_MIN > REJECTED_MAX, e.g. "
+             "3:1,4:2")
+    try:
+        steps = [[float(x) for x in step.split(":")] for step in text.split(",") if step.strip()]
+    except ValueError:
+        raise UserError(usage)
+    if not steps or any(len(step) != 2 or step[0] <= step[1] for step in steps):
+        raise UserError(usage)
+    return steps
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+_SAMPLING = SamplingConfig()  # the sampling defaults are SamplingConfig's, declared there once
+
+
 @dataclass
-class AlignConfig:
-    model: str
-    prompts: Path
-    output_dir: Path
-    rounds: int = 1
-    #: continuations per prompt (Align-SLM samples several; 5 per a secondary summary, not verifiable offline)
-    samples_per_prompt: int = 5
-    temperature: float = 0.8  # TWIST/slamkit continuation sampling
-    top_k: Optional[int] = 25
-    top_p: Optional[float] = None
-    max_new_tokens: int = 150
-    prompt_seconds: float = 3.0  # Align-SLM and slamkit use 3 s prompts
-    pair_rule: str = "judge_threshold"
-    schedule: list[list[float]] = field(default_factory=lambda: [list(x) for x in DEFAULT_SCHEDULE])
-    max_auto_bleu: Optional[float] = 0.3  # slamkit's filter on prompt + chosen
-    #: train on the scored samples even when scoring failed for some (judge errors); the counts are recorded
-    allow_unscored: bool = False
-    eval_tasks: list[str] = field(default_factory=list)
-    eval_every: int = 0
-    eval_limit: Optional[int] = 20
-    eval_data_root: Optional[Path] = None
-    seed: int = 0
+class AlignConfig(Options):
+    """The loop's settings. `section` says which config.json section a setting's results depend on: once a round
+    is complete, a later command must give the same value."""
+
+    model: str = option(help="base unit LM: hub id or local dir (or 'demo')", section="sample")
+    prompts: Path = option(help="folder of prompt utterances (wav/flac)", section="sample",
+                           must=directory_rule("--prompts", must_exist=True))
+    output_dir: Path = option(help="where the rounds are written, one folder each",
+                              must=directory_rule("--output-dir"))
+    rounds: int = option(1, must=(lambda v: v >= 1, "at least 1"), help="curriculum rounds (the paper runs up to 3)")
+    samples_per_prompt: int = option(
+        5, section="sample", must=(lambda v: v >= 2, "at least 2 (a pair is a chosen and a rejected continuation of "
+                                                     "one prompt)"),
+        help="continuations per prompt (Align-SLM samples several; 5 per a secondary summary, not verifiable offline)")
+    temperature: float = option(_SAMPLING.temperature, section="sample", must=(lambda v: v > 0, "greater than 0"),
+                                help="sampling temperature (TWIST/slamkit continuation sampling)")
+    top_k: Optional[int] = option(_SAMPLING.top_k, section="sample",
+                                  must=(lambda v: v >= 0, "0 (no top-k filtering) or more"),
+                                  help="sample from the K most likely units")
+    top_p: Optional[float] = option(_SAMPLING.top_p, section="sample", must=(lambda v: 0 < v <= 1, "in (0, 1]"),
+                                    help="nucleus sampling: the smallest set of units holding this probability")
+    max_new_tokens: int = option(_SAMPLING.max_new_tokens, section="sample", must=(lambda v: v >= 1, "at least 1"),
+                                 help="most units of one continuation")
+    prompt_seconds: float = option(3.0, section="sample", must=(lambda v: v > 0, "greater than 0"),
+                                   help="prompt length (Align-SLM and slamkit use 3 s prompts)")
+    pair_rule: str = option("judge_threshold", section="score", choices=("judge_threshold", "perplexity"),
+                            help="how pairs are chosen: judge ratings against --schedule, or GenPPL")
+    schedule: list[list[float]] = option(
+        default_factory=lambda: [list(x) for x in DEFAULT_SCHEDULE], parse=parse_schedule, section="pairs",
+        help="judge thresholds per round, CHOSEN_MIN:REJECTED_MAX,... (default: 3:1,4:2)")
+    max_auto_bleu: Optional[float] = option(0.3, section="pairs", must=(lambda v: v > 0, "greater than 0"),
+                                            help="drop pairs whose prompt+chosen repeats this much (slamkit's filter)")
+    allow_unscored: bool = option(False, help="make pairs even when scoring failed for some samples (e.g. judge "
+                                  "errors), from the scored ones; the counts go into pairs_report.json and "
+                                  "COMPLETE.json (default: refuse, rerun to retry)")
+    eval_tasks: list[str] = option(default_factory=list, parse=_names,
+                                   help="registered tasks to run during DPO, e.g. sstorycloze")
+    eval_every: int = option(0, must=(lambda v: v >= 0, "0 (never) or more"),
+                             help="evaluate every K optimiser steps (0: never)")
+    eval_limit: Optional[int] = option(20, must=(lambda v: v >= 1, "at least 1"),
+                                       help="choices per task of each mid-training evaluation")
+    eval_data_root: Optional[Path] = option(None, must=directory_rule("--eval-data-root", must_exist=True),
+                                            help="--data-root of the mid-training evaluation")
+    seed: int = option(0, section="sample", help="seed of sampling and of DPO")
 
     def round_dir(self, k: int) -> Path:
         return Path(self.output_dir) / f"round-{k}"
@@ -87,10 +133,13 @@ def previous_adapter(config: AlignConfig, k: int) -> Optional[Path]:
     return adapter
 
 
-def policy(config: AlignConfig, k: int, device: str = "cpu") -> HFUnitLM:
-    """The model that samples round k: the base with rounds 1..k-1 applied."""
+def policy(config: AlignConfig, k: int, model: Optional[ModelOptions] = None) -> HFUnitLM:
+    """The model that samples round k: the base with rounds 1..k-1 applied. `model` gives the loading options (device,
+    unit mapping); the checkpoint is always `config.model`."""
     adapter = previous_adapter(config, k)
-    return HFUnitLM.from_args(config.model, device=device, adapter=str(adapter) if adapter else None)
+    options = replace(model or ModelOptions(model=config.model), model=config.model, model_backend="hf",
+                      adapter=str(adapter) if adapter else None)
+    return build_unit_lm(options)
 
 
 def stage_sample(config: AlignConfig, k: int, lm: HFUnitLM, tokenizer) -> ContinuationRun:
@@ -144,7 +193,7 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
     scores_file = config.round_dir(k) / "scores.jsonl"
     if not scores_file.is_file():
         raise UserError(f"round {k} has no scores yet; run --stage score --round {k}")
-    rows = list(_read_jsonl(scores_file))
+    rows = list(read_jsonl(scores_file))
     if any(r.get("run") != run.root.name for r in rows):
         raise UserError(f"{scores_file} scores another sampling run than {run.root}; run --stage score --round {k}")
     unscored = unscored_counts(rows)
@@ -158,7 +207,7 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
         raise UserError(f"round {k}: scoring failed for {failed} of {len(rows)} samples ({reasons}), so no pairs are "
                         "made from partial scores; rerun the same command to retry only those, or pass "
                         f"--allow-unscored to train on the scored samples{refused}")
-    prompt_units = {r["prompt_id"]: r["prompt_units"] for r in _read_jsonl(run.root / "samples.jsonl")}
+    prompt_units = {r["prompt_id"]: r["prompt_units"] for r in read_jsonl(run.root / "samples.jsonl")}
     candidates: dict[str, Candidate] = {}
     for r in rows:
         c = candidates.setdefault(r["prompt_id"], Candidate(r["prompt_id"], prompt_units[r["prompt_id"]],

@@ -1,10 +1,8 @@
-"""The results files: a versioned JSON document per run, per-item JSONL logs, and a Markdown summary.
+"""The results files: a versioned JSON document per run (`ResultsDocument`), and a Markdown summary.
 
-Schema (version 1), `results_<timestamp>.json`:
-    schema_version, created, command, seed, wall_time_s, environment {alignslm, git, python, packages},
-    model {...describe()}, tokenizer {fingerprint, ...describe()},
-    tasks {<name>: {protocol {...TaskSpec}, dataset {path, sha256, n_items, n_choices, limit},
-                    result {headline, metrics {name: {value, stderr, n}}, breakdowns {...}}, files {...}}}
+`ResultsDocument` and `TaskEntry` are the schema (version 1; docs/results.md describes each field): the evaluator,
+the generation runner and `alignslm-eval score` build them, `write` is the one writer, and `ResultsDocument.from_json`
+reads a file back (files without the fields added since, such as `settings` and `metric_info`, still read).
 Accuracy values are fractions in [0, 1]; tables show them as percentages.
 """
 
@@ -15,6 +13,7 @@ import json
 import math
 import platform
 import subprocess
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,6 +25,70 @@ from alignslm_eval.io.paths import check_output_file
 
 SCHEMA_VERSION = 1
 RECORDED_PACKAGES = ("torch", "torchaudio", "transformers", "numpy", "scikit-learn", "safetensors", "soundfile")
+
+
+@dataclass
+class TaskEntry:
+    """One task's part of a results file. Likelihood tasks have a protocol, dataset, result and files; generation
+    tasks add the pipeline that made and scored their samples and the reasons samples went unscored; a re-scoring
+    has the scorer settings, pipeline, result, unscored and files."""
+
+    result: dict[str, Any]
+    settings: Optional[dict[str, Any]] = None
+    protocol: Optional[dict[str, Any]] = None
+    pipeline: Optional[dict[str, Any]] = None
+    dataset: Optional[dict[str, Any]] = None
+    unscored: Optional[dict[str, Any]] = None
+    files: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: Optional[float] = None
+
+    _ORDER = ("settings", "protocol", "pipeline", "dataset", "result", "unscored", "files", "wall_time_s")
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self._ORDER if getattr(self, key) is not None}
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> "TaskEntry":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
+
+
+@dataclass
+class ResultsDocument:
+    """A results file: what ran (command, settings, environment, model, tokenizer) and each task's entry."""
+
+    tasks: dict[str, TaskEntry]
+    created: str = field(default_factory=lambda: timestamp())
+    command: list[str] = field(default_factory=list)
+    #: every setting of the command (alignslm_eval.api.options), in force whether given or defaulted
+    settings: Optional[dict[str, Any]] = None
+    seed: Optional[int] = None
+    batch_size: Optional[int] = None
+    wall_time_s: Optional[float] = None
+    environment: dict[str, Any] = field(default_factory=lambda: environment())
+    model: dict[str, Any] = field(default_factory=dict)
+    tokenizer: Optional[dict[str, Any]] = None
+    skipped_tasks: Optional[dict[str, str]] = None
+    schema_version: int = SCHEMA_VERSION
+
+    _ORDER = ("schema_version", "created", "command", "settings", "seed", "batch_size", "wall_time_s", "environment",
+              "model", "tokenizer", "tasks", "skipped_tasks")
+
+    def to_json(self) -> dict[str, Any]:
+        out = {key: getattr(self, key) for key in self._ORDER if getattr(self, key) is not None}
+        out["tasks"] = {name: entry.to_json() for name, entry in self.tasks.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "ResultsDocument":
+        known = {f.name for f in fields(cls)} - {"tasks"}
+        return cls(tasks={name: TaskEntry.from_json(entry) for name, entry in doc.get("tasks", {}).items()},
+                   **{k: v for k, v in doc.items() if k in known})
+
+    def write(self, folder: Path, stem: Optional[str] = None) -> Path:
+        """`folder/results_<created>.json` (or `stem`.json), never over an existing file, with its Markdown table
+        beside it when it is a run's results."""
+        return write_new_json(folder, stem or f"results_{self.created}", self.to_json())
 
 
 def environment() -> dict[str, Any]:

@@ -35,6 +35,7 @@ from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.audio import file_sha256, load_audio
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.jsonl import open_append, read_jsonl
 from alignslm_eval.api.results import write_json
 from alignslm_eval.io.units import from_frames
 
@@ -151,7 +152,7 @@ class ContinuationRun:
 
     def dataset_sha256(self, prompts: Sequence[Prompt]) -> str:
         """sha256 over each sampled prompt's id, audio hash and cut point (a CTM's effect included), in id order."""
-        rows = {r["prompt_id"]: r for r in _read_jsonl(self.root / "samples.jsonl")}
+        rows = {r["prompt_id"]: r for r in read_jsonl(self.root / "samples.jsonl")}
         h = hashlib.sha256()
         for pid in sorted(p.id for p in prompts):
             h.update(f"{pid}\t{rows[pid]['audio_sha256']}\t{rows[pid]['requested_cut_s']}\n".encode())
@@ -160,19 +161,19 @@ class ContinuationRun:
     def prompts(self) -> list[Prompt]:
         """The sampled prompts, as recorded."""
         return [Prompt(r["prompt_id"], Path(r["audio"]), r["reference"], r["cut_s"])
-                for r in _read_jsonl(self.root / "samples.jsonl")]
+                for r in read_jsonl(self.root / "samples.jsonl")]
 
     def items(self) -> list[Continuation]:
         """Every recorded continuation, in prompt then sample order."""
         return [_continuation(r, k, units)
-                for r in _read_jsonl(self.root / "samples.jsonl") for k, units in enumerate(r["continuations"])]
+                for r in read_jsonl(self.root / "samples.jsonl") for k, units in enumerate(r["continuations"])]
 
     # -- stage 1: prompts and sampling ---------------------------------------------------------------------------
 
     def sample(self, prompts: Sequence[Prompt], lm: UnitLM, tokenizer: SpeechTokenizer) -> list[Continuation]:
         sampling = SamplingConfig(**self.identity["sampling"])
         prompt_seconds, dedup = self.identity["prompt_seconds"], self.identity["dedup"]
-        done = {row["prompt_id"]: row for row in _read_jsonl(self.root / "samples.jsonl")}
+        done = {row["prompt_id"]: row for row in read_jsonl(self.root / "samples.jsonl")}
         for p in prompts:
             row = done.get(p.id)
             # A prompt id already sampled must still be the same audio cut at the same place.
@@ -217,7 +218,7 @@ class ContinuationRun:
             write_json(folder / "vocoder.json", description)
         # Frames per unit as the vocoder used them, next to the wavs they made.
         durations_log = folder / "durations.jsonl"
-        durations = {row["key"]: row["durations"] for row in _read_jsonl(durations_log)}
+        durations = {row["key"]: row["durations"] for row in read_jsonl(durations_log)}
         with open_append(durations_log) as log:
             for item in tqdm(items, desc="vocoding", unit="file"):
                 # The id's hash keeps names unique even when two ids flatten to the same text.
@@ -251,8 +252,8 @@ class ContinuationRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         if asr is not None:
             write_json(path.with_suffix(".json"), description)
-        done = {row["key"]: row["text"] for row in _read_jsonl(path)}
-        cut = {row["prompt_id"]: row["cut_s"] for row in _read_jsonl(self.root / "samples.jsonl")}
+        done = {row["key"]: row["text"] for row in read_jsonl(path)}
+        cut = {row["prompt_id"]: row["cut_s"] for row in read_jsonl(self.root / "samples.jsonl")}
         jobs: list[tuple[str, Any]] = []
         for p in prompts:
             if f"prompt:{p.id}" not in done:
@@ -304,7 +305,7 @@ class ContinuationRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")
         # Scores that are not final (errors, see ContinuationScorer.is_final) are tried again.
-        stored = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in _read_jsonl(path)}
+        stored = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in read_jsonl(path)}
         done = {key: s for key, s in stored.items() if scorer.is_final(s)}
         todo = [i for i in items if _item_key(i) not in done]
         with open_append(path) as log:
@@ -350,29 +351,3 @@ def _item_key(item: Continuation) -> str:
 
 def _prompt_seed(seed: int, prompt_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{prompt_id}".encode()).digest()[:4], "little")
-
-
-def open_append(path: Path):
-    """Open a JSONL log for appending; if a hard kill left its last line unfinished, start on a fresh line so the
-    next record is not glued onto the broken one."""
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb") as f:
-            f.seek(-1, 2)
-            complete = f.read(1) == b"\n"
-        if not complete:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write("\n")
-    return open(path, "a", encoding="utf-8")
-
-
-def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by a crash: that item is redone
-    return rows

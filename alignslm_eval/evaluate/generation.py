@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.model import UnitLM
 from alignslm_eval.api.registry import SCORERS
+from alignslm_eval.api.results import TaskEntry
 from alignslm_eval.api.task import GenerationTask
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.api.vocoder import Vocoder
@@ -121,7 +122,7 @@ def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str
 def evaluate_generation_task(
     name: str, task: GenerationTask, prompts: list[Prompt], data_dir: Path, lm: UnitLM,
     tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
-) -> dict[str, Any]:
+) -> TaskEntry:
     started = time.time()
     scorers = prepare_scorers(task.scorers, components, task.scorer_settings)
     run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
@@ -133,13 +134,13 @@ def evaluate_generation_task(
     files: dict[str, Any] = {"run_dir": str(run.root)}
     if log_samples:
         files["samples"] = str(write_samples_log(output_dir / f"samples_{name}.jsonl", items, scores))
-    return {
-        "protocol": task.spec.to_json(),
-        "pipeline": pipeline,
-        "dataset": {"path": str(data_dir), "sha256": run.dataset_sha256(prompts), "n_prompts": len(prompts),
-                    "n_samples": len(items)},
-        "result": result.to_json(),
-        "unscored": unscored_reasons(scores),
-        "files": files,
-        "wall_time_s": round(time.time() - started, 3),
-    }
+    return TaskEntry(
+        protocol=task.spec.to_json(),
+        pipeline=pipeline,
+        dataset={"path": str(data_dir), "sha256": run.dataset_sha256(prompts), "n_prompts": len(prompts),
+                 "n_samples": len(items)},
+        result=result.to_json(),
+        unscored=unscored_reasons(scores),
+        files=files,
+        wall_time_s=round(time.time() - started, 3),
+    )

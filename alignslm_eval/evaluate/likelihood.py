@@ -24,10 +24,10 @@ from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.audio import file_sha256, load_audio
 from alignslm_eval.io.cache import UnitCache
-from alignslm_eval.evaluate.continuation_store import open_append
+from alignslm_eval.io.jsonl import open_append
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.evaluate.generation import PipelineComponents, evaluate_generation_task
-from alignslm_eval.api.results import SCHEMA_VERSION, environment, markdown_summary, timestamp, write_new_json
+from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary
 from alignslm_eval.io.units import Units, from_frames
 
 TOKENIZE_COMMIT_EVERY = 32
@@ -44,6 +44,8 @@ class EvalSettings:
     seed: int = 0
     log_samples: bool = False
     command: list[str] = field(default_factory=list)
+    #: every setting of the command that started the run (alignslm_eval.api.options), recorded in the results
+    settings: dict[str, Any] = field(default_factory=dict)
     components: PipelineComponents = field(default_factory=PipelineComponents)
     #: tasks left out of `--tasks all`, with the reason (recorded in the results)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -136,7 +138,7 @@ def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[Prepare
 
 def evaluate_task(
     prepared: PreparedTask, lm: UnitLM, tokenizer: SpeechTokenizer, cache: UnitCache, settings: EvalSettings
-) -> dict[str, Any]:
+) -> TaskEntry:
     started = time.time()
     spec, task, data, data_dir = prepared.spec, prepared.task, prepared.data, prepared.data_dir
     items = sorted(data.items.values(), key=lambda i: i.key)
@@ -204,14 +206,14 @@ def evaluate_task(
                     "meta": c.meta,
                 }, default=str) + "\n")
         files["samples"] = str(samples)
-    return {
-        "protocol": spec.to_json(),
-        "dataset": {"path": str(data_dir), "sha256": dhash, "n_items": len(items),
-                    "n_choices": len(data.choices), "limit": settings.limit},
-        "result": result.to_json(),
-        "files": files,
-        "wall_time_s": round(time.time() - started, 3),
-    }
+    return TaskEntry(
+        protocol=spec.to_json(),
+        dataset={"path": str(data_dir), "sha256": dhash, "n_items": len(items), "n_choices": len(data.choices),
+                 "limit": settings.limit},
+        result=result.to_json(),
+        files=files,
+        wall_time_s=round(time.time() - started, 3),
+    )
 
 
 def evaluate(
@@ -239,19 +241,18 @@ def evaluate(
                 task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
     finally:
         cache.close()
-    results = {
-        "schema_version": SCHEMA_VERSION,
-        "created": timestamp(),
-        "command": settings.command,
-        "seed": settings.seed,
-        "batch_size": settings.batch_size,
-        "wall_time_s": round(time.time() - started, 3),
-        "environment": environment(),
-        "model": lm.describe(),
-        "tokenizer": {"fingerprint": tokenizer.fingerprint(), **tokenizer.describe()},
-        "tasks": task_results,
-        "skipped_tasks": settings.skipped,
-    }
-    path = write_new_json(settings.output_dir, f"results_{results['created']}", results)
+    document = ResultsDocument(
+        tasks=task_results,
+        command=settings.command,
+        settings=settings.settings,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        wall_time_s=round(time.time() - started, 3),
+        model=lm.describe(),
+        tokenizer={"fingerprint": tokenizer.fingerprint(), **tokenizer.describe()},
+        skipped_tasks=settings.skipped,
+    )
+    path = document.write(settings.output_dir)
+    results = document.to_json()
     write_text(path.with_suffix(".md"), markdown_summary(results))
     return results, path

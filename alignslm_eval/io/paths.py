@@ -37,3 +37,12 @@ def check_output_file(path: Path, flag: str, example: str) -> None:
     blocker = _blocking_file(path.parent)
     if blocker is not None:
         raise UserError(f"{flag} {path}: {blocker} is a file, not a directory; choose another path")
+
+
+def directory_rule(flag: str, must_exist: bool = False) -> tuple:
+    """An `option(must=...)` rule: `check_directory`'s error, naming `flag`, for a path that cannot be a directory."""
+    def rule(path: Path) -> bool:
+        check_directory(path, flag, must_exist=must_exist)
+        return True
+
+    return rule, "a directory"

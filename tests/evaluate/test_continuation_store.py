@@ -445,16 +445,6 @@ def test_scores_are_keyed_by_the_asr_and_vocoder_that_made_their_inputs(tmp_path
     assert run.score([item], AutoBLEU(), {"asr": {"kind": "b"}})[0].value == 0.0
 
 
-def test_append_after_a_hard_kill_starts_a_new_line(tmp_path):
-    from alignslm_eval.evaluate.continuation_store import _read_jsonl, open_append
-
-    log = tmp_path / "log.jsonl"
-    log.write_text('{"a": 1}\n{"b": 2, "cut sh')  # a line cut short by a kill
-    with open_append(log) as f:
-        f.write('{"c": 3}\n')
-    assert list(_read_jsonl(log)) == [{"a": 1}, {"c": 3}]
-
-
 @pytest.mark.slow
 def test_two_processes_on_one_output_path_both_finish_with_the_same_scores(setup, tmp_path):
     import os

@@ -114,12 +114,11 @@ def test_a_missing_judge_key_fails_before_sampling(tmp_path, capsys, monkeypatch
 
 
 def test_a_default_asr_round_refuses_another_asr_later(base, tmp_path, no_work, capsys):
-    from alignslm_train.cli import _record, _result_settings, parser
-    from alignslm_train.dpo import DPOSettings
+    from alignslm_train.cli import _record, _result_settings, options_of, parser
 
     # config.json as a finished round run with the default ASR leaves it.
     (tmp_path / "out").mkdir()
-    _record(tmp_path / "out", _result_settings(parser().parse_args(base), DPOSettings()), ["alignslm-train"])
+    _record(tmp_path / "out", _result_settings(*options_of(parser().parse_args(base))), ["alignslm-train"])
     code, err = run(capsys, *base, "--stage", "score", "--round", "1", "--asr", "whisper:/x")
     assert code == 2 and "made with other settings (asr 'pocketsphinx' -> 'whisper:/x')" in err
 

@@ -21,7 +21,6 @@ from alignslm_train.dpo import (
     PreferencePair,
     build_trainer,
     dpo_loss_by_hand,
-    keep_log_lines,
     pairs_dataset,
     text_to_units,
     train_dpo,
@@ -328,14 +327,3 @@ def test_target_module_the_model_lacks_is_a_user_error_naming_its_layers(checkpo
     settings = DPOSettings(target_modules=["q_proj", "nosuchmodule"], **FAST)
     with pytest.raises(UserError, match=r"--target-modules nosuchmodule: .*k_proj"):
         build_trainer(lm.model, lm.vocab, synthetic_pairs(2), tmp_path, settings)
-
-
-def test_a_line_a_kill_cut_short_is_dropped_and_whole_lines_kept(tmp_path):
-    log = tmp_path / "eval_log.jsonl"
-    rows = [{"step": 4, "task": "sstorycloze", "value": 0.5}, {"step": 8, "task": "sstorycloze", "value": 0.6}]
-    log.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 12, "task": "sstor')
-    keep_log_lines(log)
-    assert [json.loads(line) for line in log.read_text().splitlines()] == rows
-    before = log.stat().st_mtime_ns
-    keep_log_lines(log)  # a whole log is left as it is
-    assert log.stat().st_mtime_ns == before

@@ -291,11 +291,16 @@ def test_hop_is_the_upsampling_product() -> None:
 
 
 def test_a_vocoder_directory_is_accepted_on_the_command_line(checkpoint: Path, tmp_path: Path) -> None:
-    from alignslm_eval.cli.eval import pipeline_components, run_parser
+    from alignslm_eval.cli.eval import run_parser
+    from alignslm_eval.components import PipelineOptions, build_pipeline
+    from alignslm_eval.api.options import from_namespace
     from alignslm_eval.io.errors import UserError
 
+    def pipeline(args):
+        return build_pipeline(from_namespace(PipelineOptions, args), None)
+
     args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(checkpoint.parent)])
-    vocoder = pipeline_components(args, None).vocoder()
+    vocoder = pipeline(args).vocoder()
     assert isinstance(vocoder, CodeHiFiGANVocoder) and vocoder.describe()["checkpoint"] == str(checkpoint)
     # the durations it reports are the ones it vocodes with
     durations = vocoder.durations(UNITS)
@@ -304,4 +309,4 @@ def test_a_vocoder_directory_is_accepted_on_the_command_line(checkpoint: Path, t
     (tmp_path / "b.pt").write_bytes(b"")
     args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(tmp_path)])
     with pytest.raises(UserError, match="found 2"):
-        pipeline_components(args, None).vocoder()
+        pipeline(args).vocoder()
