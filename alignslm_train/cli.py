@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     add_options(p, AlignConfig)
     p.add_argument("--stage", choices=[*STAGES, "all"], default="all", help="run one stage only (with --round)")
     p.add_argument("--round", type=int, help="the round --stage applies to (default: every round)")
-    p.add_argument("--cache-dir", type=Path, help="cache root for units, the demo build and judge answers")
+    p.add_argument("--cache-dir", type=Path, help="cache root for units and the demo build")
     # --model, --seed and the DPO's device are the loop's; the model dir's loading options are ModelOptions'
     add_options(p, ModelOptions, skip=("model", "model_backend", "adapter", "dtype"))
     add_options(p, TokenizerOptions)

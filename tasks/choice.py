@@ -2,7 +2,7 @@
 
 Both find their candidates from the released file naming (StoryCloze may use a manifest CSV instead). Item keys
 are paths relative to the task's data dir, in posix form and without the extension. The helpers every task kind
-shares (`scored_choices`, `read_csv_rows`, `check_settings`, `compare_candidate_files`) live here too.
+shares (`scored_choices`, `read_csv_rows`, `check_settings`, `compare_candidate_files`, `ACCURACY`) live here too.
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ import os
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_task_kind
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.task import SPEC_OVERRIDES, AudioItem, Choice, Metric, Task, TaskData, TaskResult, TaskSpec
 from alignslm_eval.io.audio import file_sha256
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
 
 log = logging.getLogger(__name__)
+
+#: what every metric and breakdown of a likelihood task kind is: a share of choices won by the positive candidate.
+#: A kind's `metric_info` maps the names it reports to it; results files record that and the leaderboard reads it.
+ACCURACY = MetricInfo.fraction("higher", percent=True)
 
 
 def scored_choices(data: TaskData, choice_scores: Mapping[str, float]) -> list[tuple[Choice, float]]:
@@ -269,6 +274,8 @@ class StoryCloze(Task):
     `manifest.csv` in the data dir is used if present, else the released `_correct` / `_incorrect` file naming.
     """
 
+    metric_info: ClassVar[dict[str, MetricInfo]] = {"accuracy": ACCURACY}
+
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
         check_settings(spec, ["manifest"])
@@ -412,6 +419,8 @@ class Salmon(Task):
 
     Setting `parts`: a list (or comma-separated string) of part folders to evaluate, default 'all' eight.
     """
+
+    metric_info: ClassVar[dict[str, MetricInfo]] = dict.fromkeys(("accuracy", "accuracy_micro", "by_part"), ACCURACY)
 
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)

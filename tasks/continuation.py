@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from alignslm_eval.api.model import SamplingConfig
 from alignslm_eval.api.registry import SCORERS, register_task_kind
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.task import GenerationTask, Metric, TaskResult, TaskSpec
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
@@ -21,6 +22,9 @@ SETTINGS = ("scorers", "prompt_seconds", "alignment", "samples", "temperature", 
 
 @register_task_kind("continuation")
 class ContinuationTask(GenerationTask):
+    #: what its own breakdown is (see `aggregate_scores`); each metric is its scorer's (`metric_info` there)
+    metric_info: ClassVar[dict[str, MetricInfo]] = {"scored_fraction": MetricInfo.fraction("higher", percent=True)}
+
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
         names = spec.settings.get("scorers")

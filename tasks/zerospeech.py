@@ -16,13 +16,15 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, ClassVar, Mapping
 
 from alignslm_eval.api.registry import register_task_kind
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.task import AudioItem, Choice, Task, TaskData, TaskResult, TaskSpec
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.scoring.choice import mean_metric
 from alignslm_tasks.choice import (
+    ACCURACY,
     audio_path_in,
     check_settings,
     compare_candidate_files,
@@ -325,6 +327,8 @@ class ZeroSpeechLexical(ZeroSpeechTask):
     """sWUGGY: does the model prefer the spoken word to its matched non-word?"""
 
     fmt = LEXICAL
+    metric_info: ClassVar[dict[str, MetricInfo]] = dict.fromkeys(
+        ("accuracy", "in_vocab", "by_frequency", "by_length"), ACCURACY)
 
 
 @register_task_kind("zerospeech_syntactic")
@@ -332,3 +336,4 @@ class ZeroSpeechSyntactic(ZeroSpeechTask):
     """sBLIMP: does the model prefer the grammatical sentence to its minimally different ungrammatical twin?"""
 
     fmt = SYNTACTIC
+    metric_info: ClassVar[dict[str, MetricInfo]] = dict.fromkeys(("accuracy", "by_type", "by_subtype"), ACCURACY)

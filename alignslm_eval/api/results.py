@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import alignslm_eval
 from alignslm_eval.io.atomic import write_new, write_text
@@ -25,13 +25,72 @@ from alignslm_eval.io.paths import check_output_file
 
 SCHEMA_VERSION = 1
 RECORDED_PACKAGES = ("torch", "torchaudio", "transformers", "numpy", "scikit-learn", "safetensors", "soundfile")
+#: which way a metric is better; "neutral": neither (a duration), so no value is marked best
+METRIC_DIRECTIONS = ("higher", "lower", "neutral")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What one kind of metric is, declared by the scorer or task kind that defines it and recorded in results
+    files: which way is better, whether tables show it as a percentage (of a fraction in [0, 1]), and the values it
+    can take, [low, high] or (low, high] with `low_open`; a value outside means a damaged or hand-edited file.
+    `what` names the kind in those error messages."""
+
+    what: str
+    direction: str = "neutral"
+    percent: bool = False
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+
+    def __post_init__(self) -> None:
+        if self.direction not in METRIC_DIRECTIONS:
+            raise ValueError(f"direction {self.direction!r} is not one of {', '.join(METRIC_DIRECTIONS)}")
+        if not self.low <= self.high:
+            raise ValueError(f"range low {self.low!r} is above high {self.high!r}")
+
+    @classmethod
+    def fraction(cls, direction: str, percent: bool) -> "MetricInfo":
+        """A share in [0, 1], as results files store accuracies and ratios."""
+        return cls("a fraction (results files store accuracies and shares as fractions)", direction, percent, 0.0, 1.0)
+
+    def admits(self, value: float) -> bool:
+        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
+
+    @property
+    def range_text(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if math.isinf(self.high) else ']'}"
+
+    def to_json(self) -> dict[str, Any]:
+        # JSON has no infinity: an open end is null.
+        return {"direction": self.direction, "percent": self.percent,
+                "low": None if math.isinf(self.low) else self.low, "high": None if math.isinf(self.high) else self.high,
+                "low_open": self.low_open, "what": self.what}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "MetricInfo":
+        """`to_json`'s output read back; ValueError saying which field is wrong otherwise."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected {{direction, percent, low, high, low_open, what}}, not {data!r}")
+        for key, kind in (("what", str), ("direction", str), ("percent", bool), ("low_open", bool)):
+            if not isinstance(data.get(key), kind):
+                raise ValueError(f"{key} is {data.get(key)!r}, not a {kind.__name__}")
+        ends = {}
+        for key, unbounded in (("low", -math.inf), ("high", math.inf)):
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or math.isnan(value)):
+                raise ValueError(f"{key} is {value!r}, not a number or null")
+            ends[key] = unbounded if value is None else float(value)
+        return cls(data["what"], data["direction"], data["percent"], ends["low"], ends["high"], data["low_open"])
 
 
 @dataclass
 class TaskEntry:
     """One task's part of a results file. Likelihood tasks have a protocol, dataset, result and files; generation
     tasks add the pipeline that made and scored their samples and the reasons samples went unscored; a re-scoring
-    has the scorer settings, pipeline, result, unscored and files."""
+    has the scorer settings, pipeline, result, unscored and files. `metric_info` maps each metric and breakdown
+    name of the result to what it is (`MetricInfo.to_json`), as its scorer or task kind declares it."""
 
     result: dict[str, Any]
     settings: Optional[dict[str, Any]] = None
@@ -41,8 +100,10 @@ class TaskEntry:
     unscored: Optional[dict[str, Any]] = None
     files: dict[str, Any] = field(default_factory=dict)
     wall_time_s: Optional[float] = None
+    metric_info: Optional[dict[str, Any]] = None
 
-    _ORDER = ("settings", "protocol", "pipeline", "dataset", "result", "unscored", "files", "wall_time_s")
+    _ORDER = ("settings", "protocol", "pipeline", "dataset", "result", "unscored", "files", "wall_time_s",
+              "metric_info")
 
     def to_json(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self._ORDER if getattr(self, key) is not None}
@@ -89,6 +150,13 @@ class ResultsDocument:
         """`folder/results_<created>.json` (or `stem`.json), never over an existing file, with its Markdown table
         beside it when it is a run's results."""
         return write_new_json(folder, stem or f"results_{self.created}", self.to_json())
+
+
+def recorded_metric_info(result: Mapping[str, Any], known: Mapping[str, MetricInfo]) -> dict[str, Any]:
+    """`TaskEntry.metric_info` of `result` (a TaskResult's JSON): `known`'s info of each metric and breakdown it
+    reports, in the result's order; a name `known` lacks is left out (readers then look for its definer)."""
+    names = [*result["metrics"], *(result.get("breakdowns") or {})]
+    return {name: known[name].to_json() for name in names if name in known}
 
 
 def environment() -> dict[str, Any]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
+
+from alignslm_eval.api.results import MetricInfo
 
 
 @dataclass
@@ -45,8 +47,12 @@ class Score:
 class ContinuationScorer(ABC):
     #: name of the metric it produces in results and in preference data
     metric: str
-    #: "higher" or "lower" is better
-    direction: str = "higher"
+    #: what that metric is: which way is better, whether it is shown as a percentage, the values it can take.
+    #: Results files record it and the leaderboard reads it; a scorer that declares none has a neutral direction
+    #: (no value is marked best) and any finite value.
+    metric_info: ClassVar[MetricInfo] = MetricInfo("a score")
+    #: names the metric had in results files of earlier versions, by which those files are still read
+    former_metrics: ClassVar[tuple[str, ...]] = ()
     #: which pipeline outputs it reads: "text" needs transcripts, "wav" needs vocoded audio
     needs: tuple[str, ...] = ("text",)
     #: run options it cannot do without (e.g. "text_lm"); `--tasks all` skips, with a message, tasks lacking them

@@ -93,10 +93,17 @@ class TaskSpec:
     scorer: str
     settings: dict[str, Any]
     source: str
+    #: the task file's own `version`, raised when an edit changes what the task measures. It is a label for
+    #: readers of results only and stays out of run and item-log keys: those hash what the version stands for
+    #: (protocol, dataset, sampling) themselves, so relabelling a task keeps its resumable logs.
+    version: int
+    #: the template files `source` includes, nearest first; `source` alone does not state their fields
+    includes: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "version": self.version,
             "kind": self.kind,
             "data_dir": self.data_dir,
             "reduction": self.reduction,
@@ -106,6 +113,7 @@ class TaskSpec:
             "scorer": self.scorer,
             "settings": self.settings,
             "source": self.source,
+            "includes": list(self.includes),
             "citation": self.citation,
         }
 
@@ -114,23 +122,23 @@ _REQUIRED = ("task", "kind", "data_dir")
 _LIKELIHOOD_OVERRIDES = ("reduction", "add_bos", "add_eos")
 #: `--set TASK.KEY` keys that every task takes besides its kind's own settings
 SPEC_OVERRIDES = (*_LIKELIHOOD_OVERRIDES, "data_dir", "dedup", "scorer")
-_KNOWN = set(_REQUIRED) | {"description", "citation", "likelihood", "dedup", "scorer", "settings"}
+_KNOWN = set(_REQUIRED) | {"description", "citation", "likelihood", "dedup", "scorer", "settings", "include", "version"}
+#: fields that merge key by key with an included file's, rather than replacing it whole
+_MERGED_MAPPINGS = ("likelihood", "settings")
+#: a file stem starting with this is a template for `include:`, not a task
+TEMPLATE_PREFIX = "_"
 
 
 def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSpec:
-    """Read and validate one task YAML; `overrides` (key -> value) replace top-level, likelihood or settings keys."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: cannot read task definition ({e})")
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a task definition must be a YAML mapping")
+    """Read and validate one task YAML, with the files it includes merged in; `overrides` (key -> value) replace
+    top-level, likelihood or settings keys."""
+    path = Path(path)
+    own = _read_mapping(path)
+    raw, includes = _with_includes(path, own, ())
     for key in _REQUIRED:
         if key not in raw:
             raise UserError(f"{path}: missing required field {key!r}")
-    unknown = set(raw) - _KNOWN
-    if unknown:
-        raise UserError(f"{path}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN)}")
+    version = _own_version(path, own)
     # An overridden value is blamed on the flag that set it, not on the shipped file.
     where = f"{path} with --set " + ", ".join(f"{raw['task']}.{k}" for k in overrides) if overrides else str(path)
     likelihood = dict(raw.get("likelihood") or {})
@@ -162,7 +170,72 @@ def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSp
         scorer=str(top["scorer"]),
         settings=settings,
         source=str(path),
+        version=version,
+        includes=tuple(str(p) for p in includes),
     )
+
+
+def _read_mapping(path: Path, included_by: Optional[Path] = None) -> dict[str, Any]:
+    """One YAML file's fields, checked against the known ones (each file is blamed for its own keys)."""
+    what = f"{path} (included by {included_by})" if included_by else str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        # YAML's own message spans lines (a caret under the bad spot); one line reads better beside the file name
+        raise UserError(f"{what}: cannot read task definition ({' '.join(str(e).split())}); fix the YAML")
+    if not isinstance(raw, dict):
+        raise UserError(f"{what}: a task definition must be a YAML mapping of task fields (task:, kind:, ...)")
+    unknown = set(raw) - _KNOWN
+    if unknown:
+        raise UserError(f"{what}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN)}")
+    return raw
+
+
+def _with_includes(path: Path, own: dict[str, Any], chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
+    """`own` (the fields of `path`) merged over the file its `include:` names, recursively; and the included
+    files, nearest first. `chain` holds the files that led here, to refuse a cycle."""
+    if "include" not in own:
+        return own, []
+    name = own["include"]
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"{path}: include must name one YAML file relative to {path.parent}, not {name!r}")
+    target = path.parent / name
+    seen = [*chain, path]
+    if target.resolve() in [p.resolve() for p in seen]:
+        cycle = " -> ".join(str(p) for p in (*seen, target))
+        raise UserError(f"{path}: include cycle {cycle}; remove the include that leads back")
+    if not target.is_file():
+        raise UserError(f"{path}: included file {target} not found; fix include: {name} (it is relative to "
+                        f"{path.parent})")
+    base, further = _with_includes(target, _read_mapping(target, included_by=path), tuple(seen))
+    return _merged(own, base), [target, *further]
+
+
+def _merged(own: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """`own` over `base`: own keys first in their order, then base's others (results record settings in this
+    order). Likelihood and settings merge key by key the same way; `include` and `version` are not inherited,
+    since each file names its own."""
+    out = {k: v for k, v in own.items() if k != "include"}
+    for key, value in base.items():
+        if key in ("include", "version"):
+            continue
+        if key not in out:
+            out[key] = value
+        elif key in _MERGED_MAPPINGS:
+            mine = out[key] or {}  # `settings:` left empty reads as None
+            if isinstance(mine, dict) and isinstance(value, dict):
+                out[key] = {**mine, **{k: v for k, v in value.items() if k not in mine}}
+    return out
+
+
+def _own_version(path: Path, own: dict[str, Any]) -> int:
+    if "version" not in own:
+        raise UserError(f"{path}: missing required field 'version'; add `version: 1` (raise it when an edit "
+                        "changes what the task measures)")
+    version = own["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserError(f"{path}: version must be a whole number from 1 up, not {version!r}; write e.g. `version: 1`")
+    return version
 
 
 def _as_bool(value: Any, path: Path | str, field_name: str) -> bool:
@@ -195,7 +268,8 @@ class Task(ABC):
 def task_files(include_paths: tuple[Path, ...] = ()) -> dict[str, Path]:
     """Task name -> YAML file: the built-in definitions, then any `--include-path` folders (which may override).
 
-    Names are file stems, so listing tasks reads no file."""
+    Names are file stems, so listing tasks reads no file; a stem starting with `_` is a template that task files
+    include, not a task."""
     import alignslm_tasks
 
     found: dict[str, Path] = {}
@@ -203,7 +277,8 @@ def task_files(include_paths: tuple[Path, ...] = ()) -> dict[str, Path]:
         if not Path(folder).is_dir():
             raise UserError(f"--include-path {folder}: not a directory")
         for path in sorted(Path(folder).glob("*.yaml")):
-            found[path.stem] = path
+            if not path.stem.startswith(TEMPLATE_PREFIX):
+                found[path.stem] = path
     return found
 
 

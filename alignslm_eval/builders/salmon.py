@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
 
-from alignslm_eval.builders.benchmarks import SAMPLE_RATE, check_out_root, to_16k
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.builders.build import check_out_root
 from alignslm_eval.builders.tts import EspeakTTS, default_tts
+from alignslm_eval.builders.wav import SAMPLE_RATE, to_16k, write_wav
+from alignslm_eval.io.errors import UserError
 
 PARTS = ("speaker_consistency", "gender_consistency", "rir_consistency", "bg_all_consistency")
 #: (male variants, female variants): espeak-ng's `voices/!v` files used for speaker and gender changes
@@ -77,7 +77,7 @@ def _write(path: Path, wav: np.ndarray) -> None:
     peak = float(np.max(np.abs(wav)))
     if peak > 0.99:  # added noise or reverb can push past full scale
         wav = wav * (0.99 / peak)
-    sf.write(str(path), np.rint(wav * 32767).astype(np.int16), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    write_wav(path, np.rint(wav * 32767).astype(np.int16))
 
 
 def build_salmon(

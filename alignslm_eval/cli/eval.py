@@ -67,7 +67,7 @@ class RunOptions(Options):
     output_path: Path = option(Path("runs"), must=directory_rule("--output-path"),
                                help="results go under OUTPUT/<model name>/")
     cache_dir: Optional[Path] = option(None, must=directory_rule("--cache-dir"),
-                                       help="cache root for units, the demo build and judge answers (default "
+                                       help="cache root for units and the demo build (default "
                                             "$ALIGNSLM_CACHE or ~/.cache/alignslm)")
     batch_size: int = option(8, must=(lambda v: v >= 1, "at least 1"), help="sequences per unit LM forward pass")
     limit: Optional[int] = option(None, must=(lambda v: v >= 1, "at least 1"),

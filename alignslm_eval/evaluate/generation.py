@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.model import UnitLM
 from alignslm_eval.api.registry import SCORERS
-from alignslm_eval.api.results import TaskEntry
+from alignslm_eval.api.results import MetricInfo, TaskEntry, recorded_metric_info
 from alignslm_eval.api.task import GenerationTask
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.api.vocoder import Vocoder
@@ -96,8 +96,16 @@ def score_continuations(
         if "text" in s.needs:
             upstream["asr"] = pipeline.get("asr")
         scores[s.metric] = run.score(items, s, upstream)
-    pipeline["scorers"] = {s.metric: {"direction": s.direction, **s.describe()} for s in scorers}
+    pipeline["scorers"] = {s.metric: {"direction": s.metric_info.direction, **s.describe()} for s in scorers}
     return scores, pipeline
+
+
+def generation_metric_info(result: Mapping[str, Any], scorers: Sequence[ContinuationScorer],
+                           kind: Any) -> dict[str, Any]:
+    """`TaskEntry.metric_info` of a generation result: each scorer's metric as the scorer declares it, and what the
+    task kind `kind` (class or instance) adds itself, such as scored_fraction, as its optional `metric_info` does."""
+    own: Mapping[str, MetricInfo] = getattr(kind, "metric_info", {})
+    return recorded_metric_info(result, {**{s.metric: s.metric_info for s in scorers}, **own})
 
 
 def unscored_reasons(scores: Mapping[str, list[Score]]) -> dict[str, dict[str, int]]:
@@ -130,7 +138,7 @@ def evaluate_generation_task(
     items = run.sample(prompts, lm, tokenizer)
     scores, pipeline = score_continuations(run, items, prompts, scorers, components)
     pipeline["prompt_seconds"] = task.prompt_seconds
-    result = task.aggregate(scores)
+    result = task.aggregate(scores).to_json()
     files: dict[str, Any] = {"run_dir": str(run.root)}
     if log_samples:
         files["samples"] = str(write_samples_log(output_dir / f"samples_{name}.jsonl", items, scores))
@@ -139,8 +147,9 @@ def evaluate_generation_task(
         pipeline=pipeline,
         dataset={"path": str(data_dir), "sha256": run.dataset_sha256(prompts), "n_prompts": len(prompts),
                  "n_samples": len(items)},
-        result=result.to_json(),
+        result=result,
         unscored=unscored_reasons(scores),
         files=files,
         wall_time_s=round(time.time() - started, 3),
+        metric_info=generation_metric_info(result, scorers, task),
     )

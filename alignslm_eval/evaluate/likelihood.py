@@ -27,7 +27,7 @@ from alignslm_eval.io.cache import UnitCache
 from alignslm_eval.io.jsonl import open_append
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.evaluate.generation import PipelineComponents, evaluate_generation_task
-from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary
+from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary, recorded_metric_info
 from alignslm_eval.io.units import Units, from_frames
 
 TOKENIZE_COMMIT_EVERY = 32
@@ -185,7 +185,7 @@ def evaluate_task(
     choice_scores = {
         c.id: scorer([reduced[k] for k in c.candidates], c.positive) for c in data.choices
     }
-    result = task.aggregate(data, choice_scores)
+    result = task.aggregate(data, choice_scores).to_json()
     files = {"items": str(item_log)}
     extra = task.write_outputs(data, reduced, settings.output_dir / "submission")
     if extra:
@@ -210,9 +210,11 @@ def evaluate_task(
         protocol=spec.to_json(),
         dataset={"path": str(data_dir), "sha256": dhash, "n_items": len(items), "n_choices": len(data.choices),
                  "limit": settings.limit},
-        result=result.to_json(),
+        result=result,
         files=files,
         wall_time_s=round(time.time() - started, 3),
+        # `metric_info` is optional on a kind: without it none is recorded, and readers look the names up by name.
+        metric_info=recorded_metric_info(result, getattr(task, "metric_info", {})),
     )
 
 

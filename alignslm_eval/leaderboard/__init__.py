@@ -8,7 +8,7 @@
 The command line is `alignslm-leaderboard` (`alignslm_eval.cli.leaderboard:main`); plots need matplotlib.
 """
 
-from alignslm_eval.leaderboard.collect import DIRECTIONS, Column, Measurement, Row, collect, load_results
+from alignslm_eval.leaderboard.collect import Column, Measurement, Row, collect, load_results, registered_info
 from alignslm_eval.leaderboard.reference import DEFAULT_REFERENCE, Source, load_reference
 from alignslm_eval.leaderboard.render import RENDERERS, Table, build_table
 
@@ -20,7 +20,6 @@ def render(table: Table, fmt: str = "md") -> str:
 
 __all__ = [
     "DEFAULT_REFERENCE",
-    "DIRECTIONS",
     "RENDERERS",
     "Column",
     "Measurement",
@@ -31,5 +30,6 @@ __all__ = [
     "collect",
     "load_reference",
     "load_results",
+    "registered_info",
     "render",
 ]

@@ -4,6 +4,9 @@ A row is one model under one scoring protocol. Several results files of the same
 merge into one row when their tasks' protocols agree; a task scored in several of them keeps the newest file's
 numbers and the row says which files were superseded. The same model under another protocol (another tokenizer,
 `--set sblimp.reduction=mean`, another dataset) becomes a separate row.
+
+What each metric is (which way is better, whether it is a percentage, its range) is the file's `metric_info`, as the
+scorer or task kind defining the metric declared it; files written before it was recorded ask the registered ones.
 """
 
 from __future__ import annotations
@@ -11,72 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from alignslm_eval.api.registry import SCORERS, TASK_KINDS
+from alignslm_eval.api.results import SCHEMA_VERSION, MetricInfo
+from alignslm_eval.api.scorer import ContinuationScorer
 from alignslm_eval.io.errors import UserError
-from alignslm_eval.api.results import SCHEMA_VERSION
 
-# Which way is better, per metric name; "<task>.<metric>" entries override the plain name for one task.
-# A metric missing here gets no best mark and its column says the direction is unknown: add it here.
-DIRECTIONS: dict[str, str] = {
-    "accuracy": "higher",
-    "accuracy_micro": "higher",
-    "in_vocab": "higher",
-    "scored_fraction": "higher",
-    "gpt4o_score": "higher",
-    "llm_judge": "higher",
-    "semantic_rating": "higher",
-    "utmos": "higher",
-    "squim_mos": "higher",
-    "mos": "higher",  # squim_mos's name in results files written before UTMOS was added
-    "genppl": "lower",
-    "auto_bleu": "lower",
-    "silence_ratio": "lower",
-    "clipping_ratio": "lower",
-    # duration_s (signal_quality, audio_quality) is left out on purpose: neither longer nor shorter is better.
-    "ppl": "lower",
-    "wer": "lower",
-}
-# Stored as fractions in [0, 1] in results files, shown as percentages. auto-BLEU too: slamkit's published values
-# (e.g. 3.20 for TWIST-1.3B) are percentages of repeated bigrams, while its pair filter uses the fraction 0.3.
-PERCENT_METRICS = frozenset({"accuracy", "accuracy_micro", "in_vocab", "scored_fraction", "auto_bleu"})
-
-
-@dataclass(frozen=True)
-class ValueRange:
-    """The values one kind of metric can take; `what` names the kind in error messages."""
-
-    what: str
-    low: float = -math.inf
-    high: float = math.inf
-    low_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
-
-    def __str__(self) -> str:
-        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if math.isinf(self.high) else ']'}"
-
-
-FRACTION = ValueRange("a fraction (results files store accuracies and shares as fractions)", 0.0, 1.0)
-JUDGE_SCORE = ValueRange("a 1-5 judge score", 1.0, 5.0)
-PERPLEXITY = ValueRange("a perplexity", 0.0, low_open=True)
-# What each metric kind (as in DIRECTIONS) can be; a value outside it means a damaged or hand-edited file. The
-# fractions are the percent metrics and the signal ratios. A kind missing here need only be finite: the learned MOS
-# predictors (utmos, squim_mos) are run without range clipping, so their means may leave 1-5.
-VALUE_RANGES: dict[str, ValueRange] = {
-    **dict.fromkeys(PERCENT_METRICS | {"silence_ratio", "clipping_ratio"}, FRACTION),
-    **dict.fromkeys(("gpt4o_score", "llm_judge", "semantic_rating"), JUDGE_SCORE),
-    "genppl": PERPLEXITY,
-    "ppl": PERPLEXITY,
-    "wer": ValueRange("an error rate", 0.0),
-    "duration_s": ValueRange("a duration in seconds", 0.0),
-}
-
-# Breakdowns are accuracies over a subset of items (likelihood tasks), except these, named by breakdown.
-BREAKDOWN_KINDS = {"scored_fraction": "scored_fraction"}
 # The order tasks appear in; other tasks follow alphabetically.
 TASK_ORDER = ("swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon", "continuation")
 METRIC_ORDER = ("accuracy", "in_vocab", "accuracy_micro", "genppl", "auto_bleu")
@@ -93,10 +39,13 @@ REWRITE = "re-run alignslm-eval to rewrite this file"
 
 @dataclass(frozen=True, order=True)
 class Column:
-    """A task's metric (`accuracy`) or breakdown group (`by_part/speaker_consistency`)."""
+    """A task's metric (`accuracy`) or breakdown group (`by_part/speaker_consistency`). `info` is what the metric is
+    (direction, percent, range), from the results file or the registries; it is no part of the column's identity, so
+    a column parsed from --columns is the one a row holds."""
 
     task: str
     metric: str
+    info: Optional[MetricInfo] = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> "Column":
@@ -110,21 +59,52 @@ class Column:
         return f"{self.task}.{self.metric}"
 
     @property
-    def kind(self) -> str:
+    def defined_as(self) -> str:
+        """The name `metric_info` knows it by: the metric, or a breakdown group's breakdown."""
         breakdown, sep, _ = self.metric.partition("/")
-        return BREAKDOWN_KINDS.get(breakdown, "accuracy") if sep else self.metric
+        return breakdown if sep else self.metric
 
     @property
     def direction(self) -> Optional[str]:
-        return DIRECTIONS.get(f"{self.task}.{self.kind}", DIRECTIONS.get(self.kind))
+        """"higher" or "lower" is better; None where that is unknown or neither is (no value is marked best)."""
+        direction = self.info.direction if self.info is not None else None
+        return direction if direction in ("higher", "lower") else None
 
     @property
     def percent(self) -> bool:
-        return self.kind in PERCENT_METRICS
+        return self.info is not None and self.info.percent
 
-    @property
-    def value_range(self) -> Optional[ValueRange]:
-        return VALUE_RANGES.get(self.kind)
+
+def registered_info(name: str, kind: Optional[str] = None) -> Optional[MetricInfo]:
+    """What the registered definer of metric or breakdown `name` says it is, for numbers that come without it
+    (results files written before `metric_info` was recorded, published numbers): the task kind `kind` where it
+    declares the name, else the scorer class (registered, or a base of one, such as LLMJudge) whose metric it is
+    (or was: `former_metrics`), else the task kinds that declare it, when they agree. None when nothing registered
+    defines it."""
+    # `metric_info` is optional on a task kind: one without it declares nothing.
+    if kind is not None and kind in TASK_KINDS.names():
+        own = getattr(TASK_KINDS.get(kind), "metric_info", {})
+        if name in own:
+            return own[name]
+    for scorer in _scorer_classes():
+        if name in (vars(scorer).get("metric"), *vars(scorer).get("former_metrics", ())):
+            return scorer.metric_info
+    declared = {getattr(TASK_KINDS.get(k), "metric_info", {}).get(name) for k in TASK_KINDS.names()} - {None}
+    return declared.pop() if len(declared) == 1 else None
+
+
+def _scorer_classes() -> list[type[ContinuationScorer]]:
+    """Every registered continuation scorer and the scorer classes it derives from (the likelihood choice scorer, a
+    function, is none)."""
+    registered = [s for s in map(SCORERS.get, SCORERS.names())
+                  if isinstance(s, type) and issubclass(s, ContinuationScorer)]
+    return [cls for scorer in registered for cls in scorer.__mro__ if issubclass(cls, ContinuationScorer)]
+
+
+def registered_column(task: str, metric: str) -> Column:
+    """The column with what the registries say its metric is (`registered_info`)."""
+    column = Column(task, metric)
+    return replace(column, info=registered_info(column.defined_as))
 
 
 def is_number(value: Any) -> bool:
@@ -133,12 +113,12 @@ def is_number(value: Any) -> bool:
 
 
 def value_problem(column: Column, value: float) -> Optional[str]:
-    """What is wrong with `value` as a value of `column` (not finite, or outside its kind's range), else None."""
+    """What is wrong with `value` as a value of `column` (not finite, or outside its metric's range), else None."""
     if not math.isfinite(value):
         return "is not a finite number"
-    valid = column.value_range
-    if valid is not None and value not in valid:
-        return f"is outside {valid}, the range of {valid.what}"
+    info = column.info
+    if info is not None and not info.admits(value):
+        return f"is outside {info.range_text}, the range of {info.what}"
     return None
 
 
@@ -257,21 +237,42 @@ def load_results(path: Path) -> dict[str, Any]:
         _require(path, entry, "result", dict, where)
         _require(path, entry["result"], "headline", str, f"{where}.result")
         _require(path, entry["result"], "metrics", dict, f"{where}.result")
-        for name, metric in entry["result"]["metrics"].items():
-            _check_metric(path, f"{where}.result.metrics.{name}", Column(task, name), metric)
         breakdowns = entry["result"].get("breakdowns")
-        if breakdowns is None:
-            continue
-        if not isinstance(breakdowns, dict):
+        if breakdowns is not None and not isinstance(breakdowns, dict):
             raise UserError(f"{path}: {where}.result.breakdowns is not a dict of breakdowns; {REWRITE}")
-        for breakdown, groups in breakdowns.items():
+        info = task_metric_info(path, task, entry)
+        for name, metric in entry["result"]["metrics"].items():
+            _check_metric(path, f"{where}.result.metrics.{name}", Column(task, name, info[name]), metric)
+        for breakdown, groups in (breakdowns or {}).items():
             if not isinstance(groups, dict):
                 raise UserError(f"{path}: {where}.result.breakdowns.{breakdown} is not a dict of groups; "
                                 f"{REWRITE}")
             for group, metric in groups.items():
                 _check_metric(path, f"{where}.result.breakdowns.{breakdown}.{group}",
-                              Column(task, f"{breakdown}/{group}"), metric)
+                              Column(task, f"{breakdown}/{group}", info[breakdown]), metric)
     return doc
+
+
+def task_metric_info(path: Path, task: str, entry: dict[str, Any]) -> dict[str, Optional[MetricInfo]]:
+    """What each metric and breakdown of a task entry (its result checked already) is: as the file's `metric_info`
+    records it, else (a name it lacks, a file written before it was recorded) as `registered_info` says, asking the
+    entry's task kind (`protocol.kind`) first."""
+    recorded = entry.get("metric_info")
+    if recorded is not None and not isinstance(recorded, dict):
+        raise UserError(f"{path}: tasks.{task}.metric_info is not a dict of metric infos; {REWRITE}")
+    protocol = entry.get("protocol")
+    kind = protocol.get("kind") if isinstance(protocol, dict) else None
+    result = entry["result"]
+    info: dict[str, Optional[MetricInfo]] = {}
+    for name in (*result["metrics"], *(result.get("breakdowns") or {})):
+        if recorded is None or name not in recorded:
+            info[name] = registered_info(name, kind if isinstance(kind, str) else None)
+            continue
+        try:
+            info[name] = MetricInfo.from_json(recorded[name])
+        except ValueError as e:
+            raise UserError(f"{path}: tasks.{task}.metric_info.{name}: {e}; {REWRITE}")
+    return info
 
 
 def _check_metric(path: Path, where: str, column: Column, metric: Any) -> None:
@@ -453,7 +454,7 @@ def _row(group: list[_Run]) -> Row:
                 continue
             row.protocols[task] = task_protocol(run.doc, task, run.shown)
             row.task_files[task] = run.shown
-            _add_task(row, task, entry["result"], run.shown)
+            _add_task(row, task, entry["result"], task_metric_info(run.path, task, entry), run.shown)
     files = sorted(set(row.task_files.values()))
     row.source = files[0] if len(files) == 1 else f"{len(files)} results files"
     if len(files) > 1:
@@ -466,14 +467,14 @@ def _row(group: list[_Run]) -> Row:
     return row
 
 
-def _add_task(row: Row, task: str, result: dict[str, Any], shown: str) -> None:
-    headline = Column(task, result["headline"])
+def _add_task(row: Row, task: str, result: dict[str, Any], info: dict[str, Optional[MetricInfo]], shown: str) -> None:
+    headline = Column(task, result["headline"], info.get(result["headline"]))
     row.headlines.append(headline)
     for name, metric in result["metrics"].items():
-        _put(row, Column(task, name), metric, shown)
+        _put(row, Column(task, name, info[name]), metric, shown)
     for breakdown, groups in (result.get("breakdowns") or {}).items():
         for group, metric in groups.items():
-            _put(row, Column(task, f"{breakdown}/{group}"), metric, shown)
+            _put(row, Column(task, f"{breakdown}/{group}", info[breakdown]), metric, shown)
     if headline not in row.values and headline not in row.missing:
         row.missing[headline] = f"{shown}: headline metric {headline.metric!r} of {task} is not in its metrics."
 

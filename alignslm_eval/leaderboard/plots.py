@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from alignslm_eval.io.errors import UserError
-from alignslm_eval.leaderboard.collect import METRIC_ORDER, Column, Measurement, value_problem
+from alignslm_eval.leaderboard.collect import METRIC_ORDER, Column, Measurement, registered_column, value_problem
 from alignslm_eval.leaderboard.render import ARROWS, HEAD, Table, plain_text
 
 COLORS = {"run": "tab:blue", "reference": "tab:gray", "topline": "lightgray", "best": "tab:orange"}
@@ -98,6 +98,7 @@ def literal_label(text: str) -> str:
 
 def read_eval_log(path: Path) -> list[EvalPoint]:
     points: dict[tuple[str, str, str, int], EvalPoint] = {}
+    columns: dict[tuple[str, str], Column] = {}
     for n, obj in _lines(path):
         point = EvalPoint(
             step=_get(path, n, obj, "step", "int"),
@@ -107,7 +108,9 @@ def read_eval_log(path: Path) -> list[EvalPoint]:
             stderr=_get(path, n, obj, "stderr", "number", optional=True),
             run=_get(path, n, obj, "run", "str", optional=True) or "",
         )
-        problem = value_problem(Column(point.task, point.metric), point.value)
+        if (point.task, point.metric) not in columns:
+            columns[point.task, point.metric] = registered_column(point.task, point.metric)
+        problem = value_problem(columns[point.task, point.metric], point.value)
         if problem:
             raise UserError(f"{path}: line {n}: value {point.value!r} of {point.task}.{point.metric} {problem} "
                             "(values are in results-file units: accuracies as fractions)")
@@ -168,7 +171,7 @@ def training_figure(points: Sequence[EvalPoint]):
     for ax, metric in zip(axes, metrics):
         series = sorted({(p.task, p.run) for p in points if p.metric == metric})
         for task, run in series:
-            column = Column(task, metric)
+            column = registered_column(task, metric)
             scale = 100.0 if column.percent else 1.0
             pts = sorted((p for p in points if (p.task, p.run, p.metric) == (task, run, metric)), key=lambda p: p.step)
             x = [p.step for p in pts]
@@ -179,7 +182,7 @@ def training_figure(points: Sequence[EvalPoint]):
                 err = [(p.stderr or 0.0) * scale for p in pts]
                 ax.fill_between(x, [v - e for v, e in zip(y, err)], [v + e for v, e in zip(y, err)],
                                 color=line.get_color(), alpha=0.2, linewidth=0)
-        column = Column(series[0][0], metric)
+        column = registered_column(series[0][0], metric)
         ax.set_title(literal_label(f"{metric} {ARROWS.get(column.direction or '', '')}"))
         ax.set_xlabel("training step")
         ax.set_ylabel(literal_label(f"{metric} (%)" if column.percent else metric))

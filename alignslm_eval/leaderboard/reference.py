@@ -24,6 +24,7 @@ from alignslm_eval.leaderboard.collect import (
     Protocol,
     ProtocolField,
     Row,
+    registered_column,
     value_problem,
 )
 
@@ -109,7 +110,7 @@ def _row(path: Path, where: str, entry: Any, sources: dict[str, Source]) -> Row:
             raise UserError(f"{path}: {where}.results.{task} must map metric names to published values")
         row.protocols[str(task)] = _protocol(stated, source.key)
         for metric, published in metrics.items():
-            column = Column(str(task), str(metric))
+            column = registered_column(str(task), str(metric))
             row.values[column] = _measurement(path, f"{where}.results.{task}.{metric}", column, published)
     return row
 

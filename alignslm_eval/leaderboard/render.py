@@ -29,6 +29,7 @@ from alignslm_eval.leaderboard.collect import (
     Measurement,
     ProtocolField,
     Row,
+    registered_column,
 )
 from alignslm_eval.leaderboard.reference import Source
 
@@ -131,7 +132,7 @@ def build_table(
 ) -> Table:
     if not rows:
         raise UserError("nothing to show: no results files and no reference rows")
-    cols = list(columns) if columns else default_columns(rows, all_metrics)
+    cols = _with_info(list(columns) if columns else default_columns(rows, all_metrics), rows)
     if tasks:
         cols = [c for c in cols if c.task in tasks]
     if not cols:
@@ -151,6 +152,24 @@ def build_table(
     used = {r.source for r in rows if r.kind != "run"}
     return Table(cols, [*HEAD, *(plain_text(column_label(c)) for c in cols)], list(rows), cells, notes.texts,
                  {k: s for k, s in (sources or {}).items() if k in used})
+
+
+def _with_info(columns: Sequence[Column], rows: Sequence[Row]) -> list[Column]:
+    """Each column with what its metric is, as the rows holding it say (they must agree on its direction and on
+    percent), else as the registries say (rows made by hand)."""
+    held: dict[Column, tuple[Column, Row]] = {}
+    for row in rows:
+        for column in (*row.headlines, *row.values, *row.missing):
+            if column.info is None:
+                continue
+            first, first_row = held.setdefault(column, (column, row))
+            if (first.info.direction, first.info.percent) != (column.info.direction, column.info.percent):
+                said = [f"{r.name} ({r.source}): direction {c.info.direction}, "
+                        f"{'a percentage' if c.info.percent else 'not a percentage'}"
+                        for c, r in ((first, first_row), (column, row))]
+                raise UserError(f"{column.key}: the rows disagree on what the metric is ({'; '.join(said)}); leave "
+                                "one of them out of this leaderboard")
+    return [held[c][0] if c in held else registered_column(c.task, c.metric) for c in columns]
 
 
 def _best(rows: Sequence[Row], column: Column) -> Optional[float]:

@@ -98,8 +98,8 @@ class UnitVocabulary:
         offered is `--n-units` where the command has it (`n_units_flag`), else the model dir's vocabulary file."""
         if tokenizer_units != self.n_units:
             fix = (f"--n-units {tokenizer_units} (with --unit-convention when the model dir has {VOCAB_FILE})"
-                   if n_units_flag else f"an {VOCAB_FILE} with \"n_units\": {tokenizer_units} in the model dir (see the "
-                   "README's Models section)")
+                   if n_units_flag else f"an {VOCAB_FILE} with \"n_units\": {tokenizer_units} in the model dir (see "
+                   "docs/scoring-protocol.md, Models)")
             raise UserError(
                 f"{tokenizer}: makes {tokenizer_units} units, but the model's unit vocabulary has {self.n_units} "
                 f"({self.summary()}); give the tokenizer the model was trained with, or {fix}"

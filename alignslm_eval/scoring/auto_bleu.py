@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any, Mapping, Optional, Sequence
 
 from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.io.errors import UserError
 
@@ -32,7 +33,9 @@ def auto_bleu(text: str, n: int = 2) -> Optional[float]:
 @register_scorer("auto_bleu")
 class AutoBLEU(ContinuationScorer):
     metric = "auto_bleu"
-    direction = "lower"
+    # Stored as a fraction, shown as a percentage: slamkit's published values (e.g. 3.20 for TWIST-1.3B) are
+    # percentages of repeated bigrams, while its pair filter uses the fraction 0.3.
+    metric_info = MetricInfo.fraction("lower", percent=True)
     task_settings = ("auto_bleu_n",)
 
     def __init__(self, n: int = 2, include_prompt: bool = False):

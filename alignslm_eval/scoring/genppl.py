@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional, Sequence
 
-import torch
-
 from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import resolve_checkpoint, weights_fingerprint
@@ -26,12 +25,15 @@ from alignslm_eval.models.loading import resolve_checkpoint, weights_fingerprint
 @register_scorer("genppl")
 class GenPPL(ContinuationScorer):
     metric = "genppl"
-    direction = "lower"
+    metric_info = MetricInfo("a perplexity", "lower", low=0.0, low_open=True)
     required_options = ("text_lm",)
     task_settings = ("genppl_include_prompt",)
 
     def __init__(self, text_lm: str, include_prompt: bool = False, device: str = "cpu",
                  revision: Optional[str] = None):
+        # torch is imported where it is used, so that reading the scorer registry (the leaderboard looks up what
+        # each metric is there) does not load it.
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         checkpoint, self.provenance = resolve_checkpoint(text_lm, revision, flag="--text-lm")
@@ -74,17 +76,19 @@ class GenPPL(ContinuationScorer):
             ctx, target = target[:1], target[1:]  # no BOS: the first token is context only
         return ctx, target, len(own) - n
 
-    @torch.inference_mode()
     def _perplexity(self, context: str, text: str) -> tuple[Optional[float], dict[str, int]]:
         """Perplexity of `text`'s tokens given `context`, and how many tokens it is over."""
+        import torch
+
         ctx, target, merged = self._split(context, text)
         detail = {"tokens": len(target), **({"prompt_tokens_merged": merged} if merged else {})}
         if not target:
             return None, detail
-        ids = torch.tensor([ctx + target], device=self.device)
-        logits = self.model(input_ids=ids).logits[0, :-1].float()
-        logp = logits.gather(-1, ids[0, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-        return math.exp(-float(logp[len(ctx) - 1 :].mean())), detail
+        with torch.inference_mode():
+            ids = torch.tensor([ctx + target], device=self.device)
+            logits = self.model(input_ids=ids).logits[0, :-1].float()
+            logp = logits.gather(-1, ids[0, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            return math.exp(-float(logp[len(ctx) - 1 :].mean())), detail
 
     def score(self, items: Sequence[Continuation]) -> list[Score]:
         out = []

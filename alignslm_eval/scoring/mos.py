@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.io.audio import file_sha256, load_audio
 from alignslm_eval.io.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so reading the scorer registry does not load it
+    import torch
 
 MIN_SECONDS = 0.5  # shorter continuations are too short to rate
 
@@ -29,7 +32,8 @@ MIN_SECONDS = 0.5  # shorter continuations are too short to rate
 class LearnedMOS(ContinuationScorer):
     """A MOS predictor with published weights at --mos-checkpoint, rating one continuation's audio at a time."""
 
-    direction = "higher"
+    # Run without range clipping, so a mean may leave 1-5: any finite value is one.
+    metric_info = MetricInfo("a MOS estimate", "higher")
     needs = ("wav",)
     required_options = ("mos_checkpoint",)
     #: the file(s) to name when --mos-checkpoint is missing
@@ -49,19 +53,21 @@ class LearnedMOS(ContinuationScorer):
     def rate(self, wav: torch.Tensor, item: Continuation) -> Score:
         """Score one continuation from its waveform [1, T] (16 kHz, on the scorer's device)."""
 
-    @torch.inference_mode()
     def score(self, items: Sequence[Continuation]) -> list[Score]:
+        import torch
+
         from alignslm_eval.evaluate.continuation_store import read_generated
 
         out = []
-        for item in items:
-            wav = read_generated(item.wav) if item.wav else None
-            if wav is None:
-                out.append(Score(None, "no audio"))
-            elif len(wav) < MIN_SECONDS * 16000:
-                out.append(Score(None, f"shorter than {MIN_SECONDS} s"))
-            else:
-                out.append(self.rate(torch.from_numpy(np.ascontiguousarray(wav))[None].to(self.device), item))
+        with torch.inference_mode():
+            for item in items:
+                wav = read_generated(item.wav) if item.wav else None
+                if wav is None:
+                    out.append(Score(None, "no audio"))
+                elif len(wav) < MIN_SECONDS * 16000:
+                    out.append(Score(None, f"shorter than {MIN_SECONDS} s"))
+                else:
+                    out.append(self.rate(torch.from_numpy(np.ascontiguousarray(wav))[None].to(self.device), item))
         return out
 
 
@@ -92,6 +98,7 @@ class UTMOSScorer(LearnedMOS):
 @register_scorer("squim_mos")
 class SquimMOS(LearnedMOS):
     metric = "squim_mos"
+    former_metrics = ("mos",)  # its name before UTMOS was added
     weights_hint = "squim_subjective_bvcc_daps.pth"
 
     def __init__(self, checkpoint: str, device: str = "cpu"):
@@ -115,6 +122,8 @@ class SquimMOS(LearnedMOS):
         self.model.eval().to(device)
 
     def rate(self, wav: torch.Tensor, item: Continuation) -> Score:
+        import torch
+
         if not item.prompt_audio:
             return Score(None, "no prompt audio")
         reference = load_audio(Path(item.prompt_audio), 16000)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from alignslm_eval.api.registry import register_scorer
+from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.evaluate.continuation_store import read_generated
 
@@ -39,7 +40,7 @@ def signal_stats(wav: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
 
 class _SignalStatScorer(ContinuationScorer):
     """Reports one of `signal_stats`' values per vocoded continuation (its `metric`); every stat goes into each
-    score's detail. Subclasses set only `metric`, `direction` and a docstring."""
+    score's detail. Subclasses set only `metric`, `metric_info` and a docstring."""
 
     needs = ("wav",)
 
@@ -68,7 +69,7 @@ class SilenceRatio(_SignalStatScorer):
     """Share of 25 ms frames quieter than -40 dBFS in the vocoded continuation (an empty one counts as silent)."""
 
     metric = "silence_ratio"
-    direction = "lower"
+    metric_info = MetricInfo.fraction("lower", percent=False)
 
 
 @register_scorer("clipping_ratio")
@@ -76,7 +77,7 @@ class ClippingRatio(_SignalStatScorer):
     """Share of samples at full scale (|x| >= 0.999) in the vocoded continuation (0 for an empty one)."""
 
     metric = "clipping_ratio"
-    direction = "lower"
+    metric_info = MetricInfo.fraction("lower", percent=False)
 
 
 @register_scorer("duration_s")
@@ -85,4 +86,4 @@ class Duration(_SignalStatScorer):
     early stops and runaway generation), so its direction is "neutral" and the leaderboard marks no best value."""
 
     metric = "duration_s"
-    direction = "neutral"
+    metric_info = MetricInfo("a duration in seconds", "neutral", low=0.0)

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from alignslm_eval.io.errors import UserError
-from alignslm_eval.leaderboard.collect import Column, Measurement, ProtocolField, Row, collect
+from alignslm_eval.leaderboard.collect import Column, Measurement, ProtocolField, Row, collect, registered_column
 from alignslm_eval.leaderboard.render import (
     build_table,
     csv_text,
@@ -59,7 +59,8 @@ def published(name: str, values: dict[Column, float], kind: str = "reference", s
               protocol_text: str = "not stated") -> Row:
     row = Row(name=name, source=source, kind=kind)
     for column, value in values.items():
-        row.values[column] = Measurement(value / 100 if column.percent else value, text=str(value))
+        percent = registered_column(column.task, column.metric).percent
+        row.values[column] = Measurement(value / 100 if percent else value, text=str(value))
         row.protocols[column.task] = {f: ProtocolField(f"{protocol_text}:{source}", f"{protocol_text} by {source}")
                                       for f in ("tokenizer", "reduction", "bos_eos", "dedup", "dataset")}
     return row

@@ -72,10 +72,10 @@ def test_check_tokenizer():
     assert str(e.value).startswith("offline tokenizer: makes 65 units, but the model's unit vocabulary has 64 "
                                    "(slam: 64 units, unit 0 = token 2); give the tokenizer the model was trained with")
     assert str(e.value).endswith("or --n-units 65 (with --unit-convention when the model dir has alignslm_units.json)")
-    with pytest.raises(UserError) as e:  # alignslm-train has no --n-units: the model dir's file is the way
+    with pytest.raises(UserError) as e:  # a caller without --n-units: the model dir's file is the way
         v.check_tokenizer(65, "offline tokenizer", n_units_flag=False)
-    assert str(e.value).endswith('or an alignslm_units.json with "n_units": 65 in the model dir (see the README\'s '
-                                 "Models section)")
+    assert str(e.value).endswith('or an alignslm_units.json with "n_units": 65 in the model dir (see '
+                                 "docs/scoring-protocol.md, Models)")
 
 
 @pytest.mark.parametrize("fields, expected", [

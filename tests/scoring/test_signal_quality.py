@@ -11,7 +11,7 @@ import yaml
 
 from alignslm_eval.api.registry import SCORERS
 from alignslm_eval.api.scorer import Continuation
-from alignslm_eval.leaderboard.collect import Column
+from alignslm_eval.leaderboard.collect import registered_column
 
 RATE = 16000
 NAMES = ("silence_ratio", "clipping_ratio", "duration_s")
@@ -65,15 +65,19 @@ def test_clipped_sine_is_mostly_at_full_scale(wavs):
 
 
 def test_directions_and_descriptions():
-    directions = {name: SCORERS.get(name).direction for name in NAMES}
+    directions = {name: SCORERS.get(name).metric_info.direction for name in NAMES}
     assert directions == {"silence_ratio": "lower", "clipping_ratio": "lower", "duration_s": "neutral"}
+    # The ratios are fractions shown as they are (not as percentages); a duration is any length from 0 up.
+    ratio, duration = SCORERS.get("silence_ratio").metric_info, SCORERS.get("duration_s").metric_info
+    assert not ratio.percent and ratio.admits(1.0) and not ratio.admits(1.01)
+    assert duration.admits(120.0) and not duration.admits(-0.1)
     for name in NAMES:
         described = SCORERS.get(name).from_options({}).describe()
         assert described["scorer"] == name and described["frame_s"] == 0.025 and described["clip_level"] == 0.999
     # The leaderboard marks a best value for the ratios only; duration has no better or worse.
-    assert Column("signal_quality", "clipping_ratio").direction == "lower"
-    assert Column("signal_quality", "silence_ratio").direction == "lower"
-    assert Column("signal_quality", "duration_s").direction is None
+    assert registered_column("signal_quality", "clipping_ratio").direction == "lower"
+    assert registered_column("signal_quality", "silence_ratio").direction == "lower"
+    assert registered_column("signal_quality", "duration_s").direction is None
 
 
 def test_tasks_list_the_new_scorers_after_the_headline():

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-import alignslm_eval.cli.eval as cli
 from alignslm_eval.asr.sphinx import PocketSphinxASR
 from alignslm_eval.io.audio import load_audio
 from alignslm_eval.cli.eval import main
+from alignslm_eval.components import PipelineOptions
 from tests.benchmark_fixtures import make_model_dir, make_prompts
 from tests.judge_server import JudgeServer, Behaviour, answer, fail, hang, score
 
@@ -62,8 +62,9 @@ def test_every_judge_outcome_lands_on_its_own_sample(setup, tmp_path, capsys, mo
     rules = {markers[pid]: behaviour for pid, behaviour in zip(sorted(EXPECTED), BEHAVIOURS)}
     monkeypatch.setenv(KEY_ENV, SECRET)
     # The CLI has no backoff flag; shorten the wait between retries so five 500s take milliseconds, not 31 s.
-    options = cli.scorer_options
-    monkeypatch.setattr(cli, "scorer_options", lambda args: {**options(args), "judge_backoff_s": 0.01})
+    options = PipelineOptions.scorer_options
+    monkeypatch.setattr(PipelineOptions, "scorer_options",
+                        lambda self, device="cpu": {**options(self, device), "judge_backoff_s": 0.01})
     with JudgeServer(rules, default=answer("unexpected request: no marker \\boxed{3}")) as server:
         args = ["--model", str(model), "--tasks", "gpt4o_score", "--data-root", str(root / "data"),
                 "--judge-prompt", str(root / "judge.txt"),

@@ -1,7 +1,7 @@
 """The judge client against a fault-injecting loopback server (tests/judge_server.py): malformed bodies, resets and
 trickled bytes are each one sample's error (retried, then recorded), never the batch's crash; nothing answered is
-lost whatever ends a batch; the timeout bounds a whole attempt; unparsable answers can be asked again; credentials
-in the base URL are written nowhere."""
+lost whatever ends a batch; the timeout bounds a whole attempt; at most `concurrency` requests are in flight;
+credentials in the base URL are written nowhere."""
 
 from __future__ import annotations
 
@@ -13,32 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from alignslm_eval.api.scorer import Continuation, Score
-from alignslm_eval.scoring.judge import GPT4oScore
+from alignslm_eval.scoring.judge.scorer import GPT4oScore
 from tests.judge_server import JudgeServer, answer, completion, fail, raw, reset, score, trickle
+from tests.scoring.judge.loopback import KEY_ENV, SECRET, item, key, marked, options  # noqa: F401 (fixture)
 
-KEY_ENV = "ALIGNSLM_TEST_JUDGE_KEY"
-SECRET = "sk-test-faults-0123456789-DO-NOT-LEAK"
 MAX_RETRIES = 2  # 3 attempts in all
 TIMEOUT_S = 0.5
 
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch) -> str:
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    return SECRET
+pytestmark = pytest.mark.usefixtures("key")
 
 
 def judge(server: JudgeServer, cache_dir: Path, cls: type[GPT4oScore] = GPT4oScore, **extra) -> GPT4oScore:
-    options = {"judge_model": "loopback-judge", "judge_base_url": server.base_url, "judge_api_key_env": KEY_ENV,
-               "judge_concurrency": 16, "judge_timeout_s": TIMEOUT_S, "judge_max_retries": MAX_RETRIES,
-               "judge_backoff_s": 0.01, "judge_cache_dir": str(cache_dir), **extra}
-    return cls.from_options(options)
-
-
-def item(i: int, marker: str) -> Continuation:
-    return Continuation(prompt_id=f"p{i}", sample=0, units=[1, 2, 3], prompt_text="the prompt of the story",
-                        text=f"continuation {i} {marker}")
+    return cls.from_options(options(server, cache_dir, **{"judge_concurrency": 16, "judge_timeout_s": TIMEOUT_S,
+                                                          "judge_max_retries": MAX_RETRIES, **extra}))
 
 
 def body_of(choices: object) -> str:
@@ -72,7 +59,7 @@ def test_each_malformed_response_is_its_own_samples_error_and_a_rerun_asks_only_
     rules["#once-trickle#"] = trickle(0.02, times=1, then="Recovered. \\boxed{2}")
     rules["#once-500#"] = fail(500, times=1, then="Recovered. \\boxed{2}")
     markers = list(rules)
-    items = [item(i, m) for i, m in enumerate(markers)]
+    items = [marked(i, m) for i, m in enumerate(markers)]
 
     with JudgeServer(rules, default=answer("unexpected request \\boxed{1}")) as server:
         with judge(server, tmp_path / "cache") as scorer:
@@ -107,18 +94,24 @@ class BuggyJudge(GPT4oScore):
 
     raises: dict[str, BaseException] = {}
 
-    def _request(self, messages, abandoned):
-        for marker, error in self.raises.items():
-            if marker in messages[0]["content"]:
-                raise error
-        return super()._request(messages, abandoned)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.client._request
+
+        def faulty_request(messages, abandoned):
+            for marker, error in self.raises.items():
+                if marker in messages[0]["content"]:
+                    raise error
+            return request(messages, abandoned)
+
+        self.client._request = faulty_request
 
 
 def test_an_unforeseen_exception_is_that_samples_error_not_the_batchs(tmp_path, monkeypatch):
     monkeypatch.setattr(BuggyJudge, "raises", {"#bug#": ZeroDivisionError(f"bad maths near {SECRET}")})
     with JudgeServer() as server:
         with judge(server, tmp_path / "cache", BuggyJudge) as scorer:
-            scores = scorer.score([item(0, "#fine#"), item(1, "#bug#"), item(2, "#fine-too#")])
+            scores = scorer.score([marked(0, "#fine#"), marked(1, "#bug#"), marked(2, "#fine-too#")])
     assert [s.value for s in scores] == [3.0, None, 3.0]
     # Not retried (a bug does not heal), named by type, and the message is redacted like any other.
     assert scores[1].status == "error: unexpected ZeroDivisionError (not retried): bad maths near ***"
@@ -130,7 +123,7 @@ def test_answers_received_before_an_interrupt_are_cached(tmp_path, monkeypatch):
     is in the cache, so the rerun asks only what was never answered."""
     monkeypatch.setattr(BuggyJudge, "raises", {"#interrupt#": KeyboardInterrupt()})
     markers = ["#a#", "#b#", "#c#", "#d#", "#interrupt#"]
-    items = [item(i, m) for i, m in enumerate(markers)]
+    items = [marked(i, m) for i, m in enumerate(markers)]
     with JudgeServer() as server:
         # One worker: the samples are asked in order, so the first four are answered before the interrupt.
         with judge(server, tmp_path / "cache", BuggyJudge, judge_concurrency=1) as scorer:
@@ -151,7 +144,7 @@ def test_the_timeout_bounds_a_whole_attempt_against_a_trickling_server(tmp_path)
 
         with judge(server, tmp_path / "cache", judge_max_retries=0) as scorer:
             start = time.monotonic()
-            [s] = scorer.score([item(0, "#trickle#")])
+            [s] = scorer.score([marked(0, "#trickle#")])
             elapsed = time.monotonic() - start
         assert (s.value, s.status) == (None, f"error: timed out after 1 attempt(s) of {TIMEOUT_S:g} s")
         assert TIMEOUT_S <= elapsed < 3 * TIMEOUT_S, elapsed
@@ -164,40 +157,10 @@ def test_the_timeout_bounds_a_whole_attempt_against_a_trickling_server(tmp_path)
         # Trickling once, then answering: the retry gets the answer.
         with judge(server, tmp_path / "cache", judge_max_retries=1) as scorer:
             start = time.monotonic()
-            [s] = scorer.score([item(1, "#trickle-once#")])
+            [s] = scorer.score([marked(1, "#trickle-once#")])
             elapsed = time.monotonic() - start
         assert (s.value, s.status) == (3.0, "ok") and server.count("#trickle-once#") == 2
         assert elapsed < 3 * TIMEOUT_S, elapsed
-
-
-def test_retry_unparsable_asks_again_only_for_unparsable_answers(tmp_path):
-    with JudgeServer({"#vague#": answer("quite good, a four maybe"), "#clear#": score(5)}) as server:
-        items = [item(0, "#vague#"), item(1, "#clear#")]
-        with judge(server, tmp_path / "cache") as scorer:
-            assert [(s.value, s.status) for s in scorer.score(items)] == [(None, "unparsable"), (5.0, "ok")]
-            plain = (scorer.describe(), scorer.cache_key(scorer.messages("a", "b")))
-            assert scorer.is_final(Score(None, "unparsable"))
-
-        server.rules["#vague#"] = score(4)
-        server.reset_counts()
-        with judge(server, tmp_path / "cache") as scorer:  # an unparsable answer is a real answer: final
-            assert [s.status for s in scorer.score(items)] == ["unparsable", "ok"]
-        assert server.total == 0
-
-        with judge(server, tmp_path / "cache", judge_retry_unparsable=True) as scorer:
-            assert [(s.value, s.status) for s in scorer.score(items)] == [(4.0, "ok"), (5.0, "ok")]
-            # Same description and cache key: the flag decides what is asked, not what an answer means.
-            assert (scorer.describe(), scorer.cache_key(scorer.messages("a", "b"))) == plain
-            assert not scorer.is_final(Score(None, "unparsable"))
-            assert scorer.is_final(Score(4.0, "ok"))
-            assert not scorer.is_final(Score(None, "error: HTTP 500 after 3 attempt(s)"))
-        assert server.total == 1 and server.count("#vague#") == 1
-
-        # The new answer replaced the cached one.
-        server.reset_counts()
-        with judge(server, tmp_path / "cache") as scorer:
-            assert [s.value for s in scorer.score(items)] == [4.0, 5.0]
-        assert server.total == 0
 
 
 def test_credentials_in_the_base_url_are_sent_as_meant_and_written_nowhere(tmp_path, caplog):
@@ -207,7 +170,7 @@ def test_credentials_in_the_base_url_are_sent_as_meant_and_written_nowhere(tmp_p
         port = server.base_url.split(":")[-1].split("/")[0]
         url = f"http://user:sk-secret1-userinfo@127.0.0.1:{port}/v1?api-key=sk-secret2-query&api-version=2024-06-01"
         secrets = ("sk-secret1-userinfo", "sk-secret2-query", SECRET)
-        items = [item(i, m) for i, m in enumerate(["#ok#", "#bad#", "#down#", "#html#"])]
+        items = [marked(i, m) for i, m in enumerate(["#ok#", "#bad#", "#down#", "#html#"])]
         with caplog.at_level(logging.DEBUG):
             with judge(server, tmp_path / "cache", judge_base_url=url) as scorer:
                 scores = scorer.score(items)
@@ -232,42 +195,9 @@ def test_credentials_in_the_base_url_are_sent_as_meant_and_written_nowhere(tmp_p
             assert not any(secret.encode() in path.read_bytes() for secret in secrets), path
 
 
-def test_a_rotated_query_key_keeps_the_cache_key(tmp_path):
-    with JudgeServer() as server:
-        def key_of(query: str) -> str:
-            with judge(server, tmp_path / "cache", judge_base_url=f"{server.base_url}?{query}") as scorer:
-                return scorer.cache_key(scorer.messages("a prompt", "a continuation"))
-
-        assert key_of("api-key=sk-old-0123456") == key_of("api-key=sk-new-6543210")
-        assert key_of("api-version=1") != key_of("api-version=2")
-
-
-def test_a_judge_cache_that_cannot_be_used_is_a_one_line_error_keeping_what_it_holds(tmp_path, monkeypatch):
-    import sqlite3
-
-    from alignslm_eval.io.errors import UserError
-    from alignslm_eval.scoring.judge import AnswerCache
-
-    (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "answers.sqlite").write_bytes(b"this is no SQLite database, just bytes " * 64)
-    with JudgeServer() as server:
-        with pytest.raises(UserError, match=r"broken/answers.sqlite: the judge answer cache cannot be opened \(file "
-                                            r"is not a database\); .*--judge-cache-dir"):
-            judge(server, tmp_path / "broken")
-
-        # Another process holds the cache's write lock for longer than we wait: the answer cannot be stored.
-        monkeypatch.setattr(AnswerCache, "LOCK_TIMEOUT_S", 0.2)
-        with judge(server, tmp_path / "cache") as scorer:
-            assert scorer.score([item(0, "#first#")])[0].value == 3.0
-            holder = sqlite3.connect(tmp_path / "cache" / "answers.sqlite")
-            holder.execute("BEGIN EXCLUSIVE")
-            try:
-                with pytest.raises(UserError, match="answers.sqlite: the judge answer cache cannot be (read|written) "
-                                                    r"\(database is locked\)"):
-                    scorer.score([item(1, "#second#")])
-            finally:
-                holder.rollback()
-                holder.close()
-        with judge(server, tmp_path / "cache") as scorer:  # what was committed before is still there
-            server.reset_counts()
-            assert scorer.score([item(0, "#first#")])[0].value == 3.0 and server.total == 0
+def test_concurrency_is_bounded(key, tmp_path):
+    with JudgeServer(latency_s=0.05) as server:
+        with GPT4oScore.from_options(options(server, tmp_path / "c", judge_concurrency=3)) as scorer:
+            scores = scorer.score([item(i, f"sample {i}") for i in range(12)])
+        assert all(s.value == 3.0 for s in scores)
+        assert 2 <= server.peak_in_flight <= 3
