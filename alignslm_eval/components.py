@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 from urllib.parse import urlparse
 
-from alignslm_eval.api.options import Options, option
+from alignslm_eval.api.options import Options, json_value, option, option_fields
 from alignslm_eval.io.errors import UserError
 
 TOKENIZER_FILE = "alignslm_tokenizer.json"
@@ -73,6 +73,11 @@ class ModelOptions(Options):
                                     help="size of the unit inventory (default: from the checkpoint)")
     device: str = option("cpu", help="torch device of the unit LM and the scorers' models, e.g. cuda")
     dtype: str = option("float32", choices=("float32", "bfloat16"), help="unit LM weights' dtype")
+    engine_url: Optional[str] = option(
+        None, must=(_http_url, "an http(s) URL, e.g. http://127.0.0.1:8000/v1"),
+        help="with --model-backend vllm: the OpenAI-compatible URL of the vLLM server that serves --model")
+    engine_concurrency: int = option(8, must=(lambda v: v >= 1, "at least 1"),
+                                     help="with --model-backend vllm: requests in flight at once")
 
 
 @dataclass
@@ -135,11 +140,7 @@ class PipelineOptions(Options):
 
     def scorer_options(self, device: str = "cpu") -> dict[str, Any]:
         """The options scorers are built from (`ContinuationScorer.from_options`)."""
-        from dataclasses import fields
-
-        options = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("scorer")}
-        for key in ("judge_prompt", "mos_checkpoint"):
-            options[key] = str(options[key]) if options[key] is not None else None
+        options = {f.name: json_value(getattr(self, f.name)) for f in option_fields(self) if f.metadata.get("scorer")}
         return {**options, "device": device}
 
 
@@ -177,7 +178,7 @@ def build_unit_lm(options: ModelOptions, path: Optional[str] = None):
     return MODELS.get(options.model_backend).from_args(
         path or options.model, device=options.device, dtype=options.dtype, revision=options.revision,
         unit_convention=options.unit_convention, unit_offset=options.unit_offset, n_units=options.n_units,
-        adapter=options.adapter,
+        adapter=options.adapter, engine_url=options.engine_url, engine_concurrency=options.engine_concurrency,
     )
 
 

@@ -26,8 +26,7 @@ from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, 
 from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
 from alignslm_eval.io.redaction import redact_command
-from alignslm_train.dpo import DPOSettings
-from alignslm_train.loop import RULE_SCORERS, AlignConfig
+from alignslm_train.config import RULE_SCORERS, AlignConfig, DPOSettings
 
 STAGES = ("sample", "score", "pairs", "dpo")
 
@@ -67,9 +66,6 @@ def _check(args: argparse.Namespace, stages: tuple[str, ...], config: AlignConfi
     if "score" in stages:
         for name, flags in missing_options(RULE_SCORERS[config.pair_rule], options).items():
             raise UserError(f"--pair-rule {config.pair_rule} scores with {name}, which needs {flags}; pass it")
-    if bool(config.eval_tasks) != bool(config.eval_every):
-        raise UserError(f"--eval-tasks {','.join(config.eval_tasks)!r} with --eval-every {config.eval_every}: "
-                        "mid-training evaluation needs both (task names and every how many steps), or neither")
     if config.eval_tasks:
         try:
             specs = load_specs(config.eval_tasks)

@@ -14,18 +14,17 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
-from alignslm_eval.api.options import Options, option
-from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.io.jsonl import keep_whole_lines
 from alignslm_eval.models.vocab import UnitVocabulary
+from alignslm_train.config import DPOSettings
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -39,63 +38,6 @@ LOG_FILE = "dpo_log.jsonl"
 _UNIT_TOKEN = re.compile(r"<u(\d+)>")
 #: One token: `<...>` with no whitespace or nested brackets inside.
 _TOKEN = r"<[^<>\s]+>"
-
-
-def _target_modules(text: str) -> Union[str, list[str]]:
-    """`--target-modules`: all-linear, or comma-separated module names."""
-    if text.strip() == "all-linear":
-        return "all-linear"
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise UserError(f"--target-modules {text!r}: give all-linear or comma-separated layer names")
-    return names
-
-
-POSITIVE = (lambda v: v > 0, "greater than 0")
-AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
-
-
-@dataclass
-class DPOSettings(Options):
-    """DPO and LoRA hyperparameters. Align-SLM (Lin et al. 2025) reports few of them; each help names its source."""
-
-    _argument_group = "DPO and LoRA"
-
-    beta: float = option(0.1, must=POSITIVE, help="DPO beta: slamkit's DPO config (config/training_args/"
-                         "dpo_training_args.yaml; Maimon et al. 2025, \"Slamming\"), also TRL's default; the "
-                         "Align-SLM paper's own could not be verified offline")
-    learning_rate: float = option(5e-5, must=POSITIVE,
-                                  help="slamkit, config/training_args/dpo_training_args.yaml")
-    lora_rank: int = option(32, must=AT_LEAST_1, help="reported for Align-SLM by a secondary summary of the paper; "
-                            "not verified against the paper itself")
-    lora_alpha: int = option(8, must=POSITIVE, help="same secondary source as --lora-rank; unverified")
-    lora_dropout: float = option(0.0, must=(lambda v: 0 <= v < 1, "in [0, 1)"), help="not stated")
-    target_modules: Union[str, list[str]] = option(
-        "all-linear", parse=_target_modules,
-        help="'all-linear' or comma-separated module names; not stated. all-linear is every linear layer except the "
-             "output head (TRL cannot train an adapter on lm_head)")
-    per_device_batch_size: int = option(4, flag="--batch-size", must=AT_LEAST_1,
-                                        help="pairs per step; not stated for Align-SLM, slamkit uses 8 per GPU, 4 "
-                                             "keeps a CPU step small")
-    gradient_accumulation_steps: int = option(1, must=AT_LEAST_1, help="slamkit, config/training_args/default.yaml")
-    num_epochs: float = option(1.0, flag="--epochs", must=POSITIVE, help="slamkit, config/training_args/default.yaml")
-    max_steps: int = option(-1, must=(lambda v: v == -1 or v >= 1, "-1 (run --epochs) or at least 1"),
-                            help="not stated; -1 runs --epochs epochs, a positive value overrides them")
-    warmup_ratio: float = option(0.0, must=(lambda v: 0 <= v < 1, "in [0, 1)"),
-                                 help="not stated for Align-SLM (slamkit warms up for max(100 steps, 1%%))")
-    lr_scheduler_type: str = option("constant_with_warmup",
-                                    help="slamkit: cosine_with_min_lr whose min_lr (5e-5) equals the DPO learning "
-                                         "rate, i.e. constant after warmup")
-    max_grad_norm: float = option(0.5, must=POSITIVE, help="slamkit, config/training_args/default.yaml")
-    weight_decay: float = option(0.0, must=(lambda v: v >= 0, "0 or more"), help="not stated; transformers' default")
-    seed: int = option(0, help="not stated; fixes the LoRA initialisation and the data order")
-    logging_steps: int = option(1, must=AT_LEAST_1, help="not stated; every step, since DPO stages are short and the "
-                                "log is their record")
-    save_steps: int = option(500, must=AT_LEAST_1, help="not stated; transformers' default. A killed run resumes "
-                             "from the last of these checkpoints")
-    save_total_limit: Optional[int] = option(2, must=AT_LEAST_1, help="slamkit, config/training_args/default.yaml")
-    device: str = option("cpu", help="cpu trains in float32; cuda turns on bf16 mixed precision (not stated; "
-                                     "slamkit trains in bf16)")
 
 
 @dataclass

@@ -17,110 +17,23 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from alignslm_eval.api.model import SamplingConfig
-from alignslm_eval.api.options import Options, option
 from alignslm_eval.api.scorer import ContinuationScorer
 from alignslm_eval.components import ModelOptions, build_unit_lm
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.evaluate.continuation_store import ContinuationRun, find_prompts, key_of
 from alignslm_eval.io.jsonl import read_jsonl
 from alignslm_eval.io.errors import UserError
-from alignslm_eval.io.paths import directory_rule
 from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, write_base_record
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.evaluate.generation import PipelineComponents, prepare_scorers, score_continuations
+from alignslm_train.config import RULE_SCORERS, AlignConfig
 from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
 
-#: chosen_min, rejected_max of the judge rule per round; later rounds reuse the last entry. Secondary summary of the
-#: Align-SLM paper (exact values not verifiable offline): round 1 >= 3 / <= 1, round 2 >= 4 / <= 2.
-DEFAULT_SCHEDULE = [[3.0, 1.0], [4.0, 2.0]]
 COMPLETE = "COMPLETE.json"
-#: The scorers `stage_score` runs for each pair rule.
-RULE_SCORERS = {"judge_threshold": ("judge_rating", "auto_bleu"), "perplexity": ("genppl", "auto_bleu")}
-
-
-def parse_schedule(text: str) -> list[list[float]]:
-    """`--schedule` CHOSEN_MIN:REJECTED_MAX per round, checked before any sampling or judging happens."""
-    usage = (f"--schedule {text!r}: expected CHOSEN_MIN:REJECTED_MAX per round with CHOSEN_MIN > REJECTED_MAX, e.g. "
-             "3:1,4:2")
-    try:
-        steps = [[float(x) for x in step.split(":")] for step in text.split(",") if step.strip()]
-    except ValueError:
-        raise UserError(usage)
-    if not steps or any(len(step) != 2 or step[0] <= step[1] for step in steps):
-        raise UserError(usage)
-    return steps
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-_SAMPLING = SamplingConfig()  # the sampling defaults are SamplingConfig's, declared there once
-
-
-@dataclass
-class AlignConfig(Options):
-    """The loop's settings. `section` says which config.json section a setting's results depend on: once a round
-    is complete, a later command must give the same value."""
-
-    model: str = option(help="base unit LM: hub id or local dir (or 'demo')", section="sample")
-    prompts: Path = option(help="folder of prompt utterances (wav/flac)", section="sample",
-                           must=directory_rule("--prompts", must_exist=True))
-    output_dir: Path = option(help="where the rounds are written, one folder each",
-                              must=directory_rule("--output-dir"))
-    rounds: int = option(1, must=(lambda v: v >= 1, "at least 1"), help="curriculum rounds (the paper runs up to 3)")
-    samples_per_prompt: int = option(
-        5, section="sample", must=(lambda v: v >= 2, "at least 2 (a pair is a chosen and a rejected continuation of "
-                                                     "one prompt)"),
-        help="continuations per prompt (Align-SLM samples several; 5 per a secondary summary, not verifiable offline)")
-    temperature: float = option(_SAMPLING.temperature, section="sample", must=(lambda v: v > 0, "greater than 0"),
-                                help="sampling temperature (TWIST/slamkit continuation sampling)")
-    top_k: Optional[int] = option(_SAMPLING.top_k, section="sample",
-                                  must=(lambda v: v >= 0, "0 (no top-k filtering) or more"),
-                                  help="sample from the K most likely units")
-    top_p: Optional[float] = option(_SAMPLING.top_p, section="sample", must=(lambda v: 0 < v <= 1, "in (0, 1]"),
-                                    help="nucleus sampling: the smallest set of units holding this probability")
-    max_new_tokens: int = option(_SAMPLING.max_new_tokens, section="sample", must=(lambda v: v >= 1, "at least 1"),
-                                 help="most units of one continuation")
-    prompt_seconds: float = option(3.0, section="sample", must=(lambda v: v > 0, "greater than 0"),
-                                   help="prompt length (Align-SLM and slamkit use 3 s prompts)")
-    pair_rule: str = option("judge_threshold", section="score", choices=("judge_threshold", "perplexity"),
-                            help="how pairs are chosen: judge ratings against --schedule, or GenPPL")
-    schedule: list[list[float]] = option(
-        default_factory=lambda: [list(x) for x in DEFAULT_SCHEDULE], parse=parse_schedule, section="pairs",
-        help="judge thresholds per round, CHOSEN_MIN:REJECTED_MAX,... (default: 3:1,4:2)")
-    max_auto_bleu: Optional[float] = option(0.3, section="pairs", must=(lambda v: v > 0, "greater than 0"),
-                                            help="drop pairs whose prompt+chosen repeats this much (slamkit's filter)")
-    allow_unscored: bool = option(False, help="make pairs even when scoring failed for some samples (e.g. judge "
-                                  "errors), from the scored ones; the counts go into pairs_report.json and "
-                                  "COMPLETE.json (default: refuse, rerun to retry)")
-    eval_tasks: list[str] = option(default_factory=list, parse=_names,
-                                   help="registered tasks to run during DPO, e.g. sstorycloze")
-    eval_every: int = option(0, must=(lambda v: v >= 0, "0 (never) or more"),
-                             help="evaluate every K optimiser steps (0: never)")
-    eval_limit: Optional[int] = option(20, must=(lambda v: v >= 1, "at least 1"),
-                                       help="choices per task of each mid-training evaluation")
-    eval_data_root: Optional[Path] = option(None, must=directory_rule("--eval-data-root", must_exist=True),
-                                            help="--data-root of the mid-training evaluation")
-    seed: int = option(0, section="sample", help="seed of sampling and of DPO")
-
-    def round_dir(self, k: int) -> Path:
-        return Path(self.output_dir) / f"round-{k}"
-
-    def rule_args(self, k: int) -> dict[str, Any]:
-        if self.pair_rule != "judge_threshold":
-            return {}
-        chosen_min, rejected_max = self.schedule[min(k, len(self.schedule)) - 1]
-        return {"chosen_min": chosen_min, "rejected_max": rejected_max}
-
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig(n=self.samples_per_prompt, temperature=self.temperature, top_k=self.top_k,
-                              top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed)
 
 
 def previous_adapter(config: AlignConfig, k: int) -> Optional[Path]:

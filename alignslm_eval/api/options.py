@@ -59,16 +59,17 @@ class Options:
 
     def recorded(self) -> dict[str, Any]:
         """The settings as JSON values, under their field names (paths as strings)."""
-        return {f.name: _json_value(getattr(self, f.name)) for f in option_fields(self) if f.metadata["record"]}
+        return {f.name: json_value(getattr(self, f.name)) for f in option_fields(self) if f.metadata["record"]}
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """`value` as JSON holds it: paths as strings, tuples as lists, mapping keys as strings."""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     return value
 
 

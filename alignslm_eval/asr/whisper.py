@@ -35,7 +35,7 @@ import numpy as np
 
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.registry import register_asr
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.errors import UserError, first_line
 from alignslm_eval.models.loading import hub_offline, looks_like_local_path, read_model_config
 
 _ARGS = ("path", "language", "batch_size", "device", "dtype", "num_beams", "max_new_tokens", "long_form", "revision")
@@ -51,10 +51,6 @@ def _positive_int(name: str, text: str) -> int:
     if value < 1:
         raise UserError(f"whisper asr: {name}={value} must be at least 1")
     return value
-
-
-def _one_line(e: BaseException, limit: int = 300) -> str:
-    return " ".join(str(e).split())[:limit]
 
 
 @register_asr("whisper")
@@ -103,7 +99,7 @@ class WhisperASR(ASR):
             self.model.to(device=self.device).eval()
         except (RuntimeError, AssertionError, ValueError) as e:
             raise UserError(
-                f"whisper asr: cannot use device={device!r} ({_one_line(e)}); use cpu or an available cuda:N"
+                f"whisper asr: cannot use device={device!r} ({first_line(e)}); use cpu or an available cuda:N"
             )
         self._weights_hash: str | None = None
 
@@ -166,7 +162,7 @@ class WhisperASR(ASR):
                     f"{self.path}`) and pass path=LOCAL_DIR"
                 )
             raise UserError(
-                f"{self.path}: cannot load a Whisper model and processor ({_one_line(e)}); give a directory with "
+                f"{self.path}: cannot load a Whisper model and processor ({first_line(e)}); give a directory with "
                 "config.json, weights, preprocessor_config.json and tokenizer files, or a cached hub id"
             )
         if model.config.model_type != "whisper":

@@ -29,7 +29,6 @@ from alignslm_eval.builders.build import Build, BuildReport, PathLike
 from alignslm_eval.builders.inputs import Row, header, read_rows, require_text, seeded_sample
 from alignslm_eval.builders.tts import EspeakTTS, Voice
 # the audio format, re-exported for callers that take it from here (alignslm_eval.demo)
-from alignslm_eval.builders.wav import SAMPLE_RATE, to_16k  # noqa: F401
 from alignslm_eval.io.errors import UserError
 
 SYNTACTIC_COLUMNS = ("filename", "id", "voice", "type", "subtype", "transcription", "correct")

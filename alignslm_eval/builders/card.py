@@ -13,6 +13,7 @@ from alignslm_eval.builders.tts import EspeakTTS, Voice
 from alignslm_eval.builders.wav import SAMPLE_RATE
 from alignslm_eval.io.audio import file_sha256
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.json_file import read_json_object
 
 BUILDER_VERSION = "1.0"
 CARD_JSON = "dataset_card.json"
@@ -113,11 +114,8 @@ def update_card(out_root: Path, key: str, entry: dict[str, Any]) -> Path:
     path = out_root / CARD_JSON
     card: dict[str, Any] = {"card_format": 1, "benchmarks": {}}
     if path.is_file():
-        try:
-            card = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path}: unreadable dataset card ({e}); delete it, or build into another folder")
-        if not isinstance(card, dict) or not isinstance(card.get("benchmarks"), dict):
+        card = read_json_object(path, "not an alignslm dataset card: delete it, or build into another folder")
+        if not isinstance(card.get("benchmarks"), dict):
             raise UserError(f"{path}: not an alignslm dataset card; delete it, or build into another folder")
     card["benchmarks"][key] = entry
     card["benchmarks"] = dict(sorted(card["benchmarks"].items()))

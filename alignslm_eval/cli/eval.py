@@ -247,9 +247,10 @@ def cmd_score(argv: Sequence[str]) -> int:
     pipeline_options = from_namespace(PipelineOptions, args)
     from alignslm_eval.api.registry import SCORERS
     from alignslm_eval.evaluate.continuation_store import ContinuationRun
-    from alignslm_eval.evaluate.generation import prepare_scorers, score_continuations, unscored_reasons, write_samples_log
+    from alignslm_eval.evaluate.generation import (generation_metric_info, prepare_scorers, score_continuations,
+                                                   unscored_reasons, write_samples_log)
     from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary, timestamp, write_json
-    from alignslm_tasks.continuation import aggregate_scores
+    from alignslm_tasks.continuation import ContinuationTask, aggregate_scores
 
     run = ContinuationRun(args.run_dir)
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
@@ -280,6 +281,7 @@ def cmd_score(argv: Sequence[str]) -> int:
     files = {"run_dir": str(run.root)}
     entry = TaskEntry(settings=settings, pipeline=pipeline, result=aggregate_scores(scores).to_json(),
                       unscored=unscored_reasons(scores), files=files)
+    entry.metric_info = generation_metric_info(entry.result, scorers, ContinuationTask)
     document = ResultsDocument(tasks={"rescore": entry}, created=created,
                                command=redact_command(["alignslm-eval", "score", *argv]),
                                settings=recorded_settings(pipeline_options), model=run.identity["model"])

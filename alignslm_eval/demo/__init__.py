@@ -80,7 +80,7 @@ def ensure_demo(cache_dir: Path) -> Demo:
 def _speak_training_sentences(sentences: list[str], folder: Path) -> list[Path]:
     import soundfile as sf
 
-    from alignslm_eval.builders.benchmarks import SAMPLE_RATE, to_16k
+    from alignslm_eval.builders.wav import SAMPLE_RATE, to_16k
     from alignslm_eval.builders.tts import Voice, default_tts
 
     tts = default_tts()
@@ -171,7 +171,7 @@ def _speak_prompts(stories: list[dict[str, Any]], folder: Path) -> None:
     """Continuation prompts: each story's first two sentences, one benchmark voice each (cut at 3 s when used)."""
     import soundfile as sf
 
-    from alignslm_eval.builders.benchmarks import SAMPLE_RATE, to_16k
+    from alignslm_eval.builders.wav import SAMPLE_RATE, to_16k
     from alignslm_eval.builders.tts import default_tts
 
     folder.mkdir(parents=True)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from alignslm_eval.api.model import LogLikelihood, UnitLM
 from alignslm_eval.api.registry import SCORERS, TASK_KINDS
-from alignslm_eval.api.task import AudioItem, GenerationTask, Task, TaskData, TaskSpec
+from alignslm_eval.api.task import AudioItem, GenerationTask, TaskData, TaskSpec
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.audio import file_sha256, load_audio

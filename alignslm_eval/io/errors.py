@@ -35,6 +35,14 @@ def run_command(prog: str, body: Callable[[], int], interrupted: str) -> int:
         return 0
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """What an exception says, fit for a one-line message: its first non-empty line with runs of whitespace closed
+    up (the exception type's name when it says nothing), cut to `limit` characters."""
+    lines = [" ".join(line.split()) for line in str(error).splitlines()]
+    text = next((line for line in lines if line), type(error).__name__)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad flag on one line, like UserError, instead of reprinting the whole usage."""
 

@@ -28,7 +28,8 @@ from typing import Any, Optional
 
 import torch
 
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.errors import UserError, first_line
+from alignslm_eval.io.json_file import read_json_object
 from alignslm_eval.models.loading import looks_like_local_path, weights_fingerprint
 from alignslm_eval.models.torch_checkpoint import load_tensors
 from alignslm_eval.models.vocab import VOCAB_FILE, UnitVocabulary
@@ -103,7 +104,7 @@ def read_chain(adapter_dir: Path) -> list[Path]:
     try:
         entries = json.loads(chain_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise UserError(f"{chain_file}: not valid JSON ({_first_line(e)}); it lists the earlier rounds' adapter dirs, "
+        raise UserError(f"{chain_file}: not valid JSON ({first_line(e)}); it lists the earlier rounds' adapter dirs, "
                         f"{example}")
     if not isinstance(entries, list) or not all(isinstance(entry, str) and entry.strip() for entry in entries):
         raise UserError(f"{chain_file}: not a JSON list of adapter dir paths (relative to {adapter_dir}); expected "
@@ -152,16 +153,8 @@ def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
     again = "copy the adapter dir again from its training run"
     if not file.is_file():
         raise UserError(f"{adapter_dir}: no {CONFIG_FILE}; {again}")
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{file}: not valid JSON ({_first_line(e)}); {again}")
-    if not isinstance(config, dict):
-        raise UserError(f"{file}: not a JSON object; {again}")
-    missing = [field for field in LORA_FIELDS if field not in config]
-    if missing:
-        raise UserError(f"{file}: missing {', '.join(missing)}; a LoRA {CONFIG_FILE} as peft writes it has "
-                        f"{', '.join(LORA_FIELDS)}")
+    config = read_json_object(file, f"{again} (a LoRA {CONFIG_FILE} as peft writes it has {', '.join(LORA_FIELDS)})",
+                              LORA_FIELDS)
     if config["peft_type"] != "LORA":
         raise UserError(f"{file}: peft_type is {config['peft_type']!r}; only LoRA adapters ('LORA', what "
                         "alignslm-train writes) can be merged into the model")
@@ -269,7 +262,7 @@ def _merged_from(model_dir: Path) -> Optional[tuple[str, set[str]]]:
         adapters = {str(Path(a["path"]).resolve()) for a in record.get("adapter") or []}
         return str(record.get("local_dir") or record.get("model")), adapters
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        raise UserError(f"{file}: not the record alignslm-train merge writes ({_first_line(e)}); merge again")
+        raise UserError(f"{file}: not the record alignslm-train merge writes ({first_line(e)}); merge again")
 
 
 def _merge(lm: torch.nn.Module, adapter_dir: Path, config: dict[str, Any], label: str,
@@ -280,20 +273,20 @@ def _merge(lm: torch.nn.Module, adapter_dir: Path, config: dict[str, Any], label
     try:
         lora = LoraConfig.from_pretrained(str(adapter_dir))
     except (TypeError, ValueError, KeyError) as e:
-        raise UserError(f"{adapter_dir / CONFIG_FILE}: not a usable LoRA config ({_first_line(e)})")
+        raise UserError(f"{adapter_dir / CONFIG_FILE}: not a usable LoRA config ({first_line(e)})")
     targets = config["target_modules"]
     try:
         adapted = PeftModel(lm, lora)
     except ValueError as e:  # peft: no module of the model is among target_modules
         layers = sorted({name.rsplit(".", 1)[-1] for name, m in lm.named_modules() if isinstance(m, torch.nn.Linear)})
         raise UserError(f"{label}: target_modules {targets} name no layer of --model {model.given} "
-                        f"({_first_line(e)[:120]}); its linear layers are {', '.join(layers)}: the adapter is for "
+                        f"({first_line(e, 120)}); its linear layers are {', '.join(layers)}: the adapter is for "
                         "another architecture")
     try:
         result = set_peft_model_state_dict(adapted, weights)
     except RuntimeError as e:  # weights of other shapes: trained on another base
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        reason = next((line for line in lines if line.startswith("size mismatch")), _first_line(e))[:160]
+        reason = next((line for line in lines if line.startswith("size mismatch")), first_line(e))[:160]
         if config.get("base_model_name_or_path"):
             raise UserError(f"{label}: does not fit --model {model.given} ({reason}), though it records that model as "
                             "its base; was the model changed after the adapter was trained?")
@@ -320,7 +313,7 @@ def _adapter_weights(adapter_dir: Path, label: str) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(safetensors_file))
         except (SafetensorError, OSError) as e:  # a damaged file
-            raise UserError(f"{safetensors_file}: not a readable safetensors file ({_first_line(e)}); copy the adapter "
+            raise UserError(f"{safetensors_file}: not a readable safetensors file ({first_line(e)}); copy the adapter "
                             "dir again from its training run")
     if pickle_file.is_file():
         return load_tensors(pickle_file, str(pickle_file))
@@ -330,8 +323,3 @@ def _adapter_weights(adapter_dir: Path, label: str) -> dict[str, torch.Tensor]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

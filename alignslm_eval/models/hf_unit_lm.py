@@ -13,7 +13,7 @@ import torch
 
 from alignslm_eval.api.model import LikelihoodProtocol, LogLikelihood, SamplingConfig, UnitLM
 from alignslm_eval.api.registry import register_model
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.errors import UserError, first_line
 from alignslm_eval.models.adapters import BaseModel, apply_adapter_chain
 from alignslm_eval.models.loading import read_config, resolve_checkpoint, weights_fingerprint
 from alignslm_eval.models.torch_checkpoint import failure_reason, load_tensors, refuse_pickled_code
@@ -66,7 +66,7 @@ class HFUnitLM(UnitLM):
         try:
             lm = lm.to(device)
         except (RuntimeError, AssertionError) as e:
-            raise UserError(f"--device {device}: {_first_line(e)}")
+            raise UserError(f"--device {device}: {first_line(e)}")
         provenance.update(
             backend="hf",
             architecture=(config.get("architectures") or [config.get("model_type")])[0],
@@ -173,11 +173,6 @@ class HFUnitLM(UnitLM):
         sums = (token_lp.double() * scored.double()).sum(dim=1).cpu().tolist()
         counts = scored.sum(dim=1).long().cpu().tolist()
         return [LogLikelihood(float(s), int(n)) for s, n in zip(sums, counts)]
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _vocabulary(
@@ -302,7 +297,7 @@ def _load_causal_lm(checkpoint: Path, dtype: torch.dtype) -> torch.nn.Module:
         return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
     except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError, SafetensorError) as e:
         # also what torch and safetensors raise for damaged weight files
-        reason = failure_reason(e) if isinstance(e, pickle.UnpicklingError) else _first_line(e)
+        reason = failure_reason(e) if isinstance(e, pickle.UnpicklingError) else first_line(e)
         raise UserError(f"{checkpoint}: not a loadable causal LM checkpoint ({reason})")
 
 
@@ -316,7 +311,7 @@ def _pickled_weight_files(checkpoint: Path) -> list[Path]:
     try:
         shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise UserError(f"{index}: not a weights index ({_first_line(e)}); re-save the model with save_pretrained")
+        raise UserError(f"{index}: not a weights index ({first_line(e)}); re-save the model with save_pretrained")
     return [checkpoint / shard for shard in shards if (checkpoint / shard).is_file()]
 
 
@@ -362,7 +357,7 @@ def _read_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
         try:
             files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise UserError(f"{index}: not a weights index ({_first_line(e)}); re-save the model")
+            raise UserError(f"{index}: not a weights index ({first_line(e)}); re-save the model")
     elif (checkpoint / "model.safetensors").is_file():
         files = ["model.safetensors"]
     elif (checkpoint / "pytorch_model.bin").is_file():
@@ -374,5 +369,5 @@ def _read_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
         try:
             state.update(load_file(str(checkpoint / name)))
         except (SafetensorError, OSError) as e:  # a damaged or missing file
-            raise UserError(f"{checkpoint / name}: not a readable safetensors file ({_first_line(e)}); re-save the model")
+            raise UserError(f"{checkpoint / name}: not a readable safetensors file ({first_line(e)}); re-save the model")
     return state

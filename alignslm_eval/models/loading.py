@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional
 
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.json_file import read_json_object
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -52,13 +52,7 @@ def read_config(
     config = checkpoint / "config.json"
     if not config.is_file():
         raise UserError(f"{checkpoint}: no config.json here; {hint}")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise UserError(f"{config}: not valid JSON ({e}); re-save the model with save_pretrained")
-    if not isinstance(data, dict):
-        raise UserError(f"{config}: not a JSON object; re-save the model with save_pretrained")
-    return data
+    return read_json_object(config, "re-save the model with save_pretrained")
 
 
 def read_model_config(directory: Path, model_types: tuple[Optional[str], ...], what: str, hint: str) -> dict[str, Any]:

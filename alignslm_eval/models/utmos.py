@@ -29,7 +29,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.errors import UserError, first_line
 from alignslm_eval.models.torch_checkpoint import load_checkpoint
 
 DOMAIN_ID = 0
@@ -159,7 +159,7 @@ def _wav2vec2(fairseq_state: Mapping[str, torch.Tensor], where: str) -> nn.Modul
     except KeyError as e:
         raise UserError(f"{where}: wav2vec 2.0 weights incomplete (no {e.args[0]}); give the published UTMOS file")
     except (IndexError, ValueError, ZeroDivisionError, RuntimeError) as e:
-        raise UserError(f"{where}: wav2vec 2.0 weights do not fit ({str(e).splitlines()[0][:160]})")
+        raise UserError(f"{where}: wav2vec 2.0 weights do not fit ({first_line(e, 160)})")
     return model
 
 
@@ -193,5 +193,5 @@ def load_utmos(path: Path, option: str = "--mos-checkpoint") -> tuple[UTMOS, str
     except KeyError as e:
         raise UserError(f"{where}: BLSTM or projection weights incomplete (no {e.args[0]}); give the published file")
     except (IndexError, ValueError, RuntimeError) as e:
-        raise UserError(f"{where}: BLSTM or projection weights do not fit ({str(e).splitlines()[0][:160]})")
+        raise UserError(f"{where}: BLSTM or projection weights do not fit ({first_line(e, 160)})")
     return model, parts.format

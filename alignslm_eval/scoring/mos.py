@@ -21,7 +21,7 @@ from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.results import MetricInfo
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.io.audio import file_sha256, load_audio
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.errors import UserError, first_line
 
 if TYPE_CHECKING:  # torch is imported where it is used, so reading the scorer registry does not load it
     import torch
@@ -118,7 +118,7 @@ class SquimMOS(LearnedMOS):
             self.model.load_state_dict(state)
         except (RuntimeError, TypeError) as e:
             raise UserError(f"--mos-checkpoint {path}: does not match the SQUIM subjective model "
-                            f"({str(e).splitlines()[0][:160]})")
+                            f"({first_line(e, 160)})")
         self.model.eval().to(device)
 
     def rate(self, wav: torch.Tensor, item: Continuation) -> Score:

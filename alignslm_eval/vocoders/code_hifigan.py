@@ -40,7 +40,6 @@ then to `<checkpoint stem>_config.json` (textlesslib's naming).
 
 from __future__ import annotations
 
-import json
 import math
 import pickle
 from pathlib import Path
@@ -54,7 +53,8 @@ from torch import nn
 from alignslm_eval.api.registry import register_vocoder
 from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.io.audio import file_sha256
-from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.errors import UserError, first_line
+from alignslm_eval.io.json_file import read_json_object
 from alignslm_eval.vocoders import check_units
 
 LRELU_SLOPE = 0.1
@@ -213,25 +213,8 @@ def _listing(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def _one_line(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(f"{type(error).__name__}: {error}".split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the vocoder config ({e.strerror or e})")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a JSON vocoder config ({_one_line(e)})")
-    if not isinstance(cfg, dict):
-        raise UserError(f"{path}: the vocoder config must be a JSON object")
-    missing = [k for k in _REQUIRED if k not in cfg]
-    if missing:
-        raise UserError(
-            f"{path}: CodeHiFiGAN config lacks {', '.join(missing)}; use the config.json shipped with the checkpoint"
-        )
+    cfg = read_json_object(path, "use the CodeHiFiGAN config.json shipped with the checkpoint", _REQUIRED)
 
     def int_list(key: str) -> list[int]:
         value = cfg[key]
@@ -285,14 +268,14 @@ def _read_generator_state(path: Path) -> dict[str, torch.Tensor]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" not in str(e).lower():
-            raise UserError(f"{path}: not a readable torch checkpoint ({_one_line(e)})")
+            raise UserError(f"{path}: not a readable torch checkpoint ({first_line(e)})")
         raise UserError(
             f"{path}: the checkpoint holds Python objects that need full unpickling, which can run arbitrary code, "
-            f"so it is refused ({_one_line(e, 160)}); re-save it as torch.save({{'generator': state_dict}}) "
+            f"so it is refused ({first_line(e, 160)}); re-save it as torch.save({{'generator': state_dict}}) "
             "with tensors only"
         )
     except Exception as e:  # the restricted unpickler fails on corrupt bytes with arbitrary exception types
-        raise UserError(f"{path}: not a readable torch checkpoint ({_one_line(e)})")
+        raise UserError(f"{path}: not a readable torch checkpoint ({first_line(e)})")
     if not isinstance(checkpoint, dict) or "generator" not in checkpoint:
         keys = _listing(sorted(map(str, checkpoint))) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise UserError(
@@ -372,7 +355,7 @@ class CodeHiFiGANVocoder(Vocoder):
             torch_device = torch.device(device)
             torch.empty(0, device=torch_device)
         except (RuntimeError, ValueError, AssertionError) as e:
-            raise UserError(f"code_hifigan vocoder: device={device!r} is not usable here ({_one_line(e, 120)})")
+            raise UserError(f"code_hifigan vocoder: device={device!r} is not usable here ({first_line(e, 120)})")
         cfg = _read_config(config)
         model = load_generator(checkpoint, cfg)
         provenance = {

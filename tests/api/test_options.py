@@ -12,7 +12,7 @@ import alignslm_train.cli as train_cli
 from alignslm_eval.api.options import Options, add_options, from_namespace, option
 from alignslm_eval.components import PipelineOptions
 from alignslm_eval.io.errors import ArgumentParser, UserError
-from alignslm_train.loop import AlignConfig
+from alignslm_train.config import AlignConfig
 
 
 @dataclass

@@ -30,7 +30,7 @@ def test_unreadable_card_is_named(tmp_path):
     source = tmp_path / "pairs.csv"
     source.write_text("positive,negative\na b,b a\n", encoding="utf-8")
     (tmp_path / CARD_JSON).write_text("{not json", encoding="utf-8")
-    with pytest.raises(UserError, match=r"dataset_card\.json: unreadable dataset card"):
+    with pytest.raises(UserError, match=r"dataset_card\.json: not valid JSON"):
         update_card(tmp_path, "key", entry(source, 0))
     (tmp_path / CARD_JSON).write_text("[]", encoding="utf-8")
     with pytest.raises(UserError, match="not an alignslm dataset card"):

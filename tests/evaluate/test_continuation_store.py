@@ -120,6 +120,9 @@ def test_rerun_resamples_nothing_and_rescoring_needs_no_model(setup, tmp_path, c
     assert set(rescored["result"]["metrics"]) == {"auto_bleu", "silence_ratio"}
     original = results["tasks"]["continuation"]["result"]["metrics"]["auto_bleu"]
     assert rescored["result"]["metrics"]["auto_bleu"] == original
+    # The re-scoring records its metrics' kinds as the first run does, so the leaderboard reads both alike.
+    assert rescored["metric_info"]["auto_bleu"] == results["tasks"]["continuation"]["metric_info"]["auto_bleu"]
+    assert rescored["metric_info"]["silence_ratio"]["direction"] == "lower"
     # A MOS predictor added afterwards rates the stored audio.
     from tests.tiny_models import save_utmos
 

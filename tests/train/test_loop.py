@@ -164,7 +164,7 @@ def _scored_round(tmp_path, statuses: list[list[str]]):
     """A round dir with one recorded sampling run and scores.jsonl: prompt p<i>, sample k has rating k+1 when its
     status is "ok", else no rating and that status."""
     from alignslm_eval.evaluate.continuation_store import ContinuationRun
-    from alignslm_train.loop import AlignConfig
+    from alignslm_train.config import AlignConfig
 
     config = AlignConfig(model="m", prompts=tmp_path, output_dir=tmp_path / "out", schedule=[[3.0, 1.0]])
     run_root = config.round_dir(1) / "continuations" / "run0"

@@ -236,7 +236,7 @@ def test_config_mismatch_and_bad_configs(model: CodeGenerator, tmp_path: Path) -
     with pytest.raises(UserError, match=r"dict\.weight \[500, 16\] vs \[100, 16\]"):
         CodeHiFiGANVocoder.from_args(checkpoint=str(path))
     for broken, message in (
-        ({k: v for k, v in CONFIG.items() if k != "upsample_rates"}, "lacks upsample_rates"),
+        ({k: v for k, v in CONFIG.items() if k != "upsample_rates"}, "missing upsample_rates"),
         ({**CONFIG, "f0": True}, "f0 set"),
         ({**CONFIG, "multispkr": True}, "multispkr set"),
         ({**CONFIG, "upsample_kernel_sizes": [11, 8]}, "differ in length"),
@@ -247,7 +247,7 @@ def test_config_mismatch_and_bad_configs(model: CodeGenerator, tmp_path: Path) -
             CodeHiFiGANVocoder.from_args(checkpoint=str(path))
         assert "config.json" in str(caught.value) and "\n" not in str(caught.value)
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(UserError, match="not a JSON vocoder config"):
+    with pytest.raises(UserError, match="config.json: not valid JSON"):
         CodeHiFiGANVocoder.from_args(checkpoint=str(path))
 
 
