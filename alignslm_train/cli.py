@@ -23,6 +23,7 @@ from alignslm_eval.api.task import load_specs
 from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, build_pipeline,
                                       build_tokenizer, missing_options, resolve_model, tokenizer_source,
                                       unrunnable_tasks)
+from alignslm_eval.evaluate.world import World
 from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
 from alignslm_eval.io.redaction import redact_command
@@ -148,6 +149,11 @@ def cmd_train(argv: Sequence[str]) -> int:
     stages = STAGES if args.stage == "all" else (args.stage,)
     config, model_options, tokenizer_options, pipeline, dpo = options_of(args)
     _check(args, stages, config, pipeline, model_options.device)
+    world = World.from_env()
+    if world.size > 1 and (stages != ("dpo",) or config.eval_tasks):
+        raise UserError(f"{world.label}: only --stage dpo, without --eval-tasks, runs on several ranks yet; run the "
+                        "sample, score and pairs stages in one process first, then the dpo stage under torchrun")
+    model_options = replace(model_options, device=world.device(model_options.device))
     from alignslm_eval.io.cache import default_cache_dir
     from alignslm_train.dpo import check_target_modules
     from alignslm_train.loop import COMPLETE, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample, stage_score
@@ -158,7 +164,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     command = redact_command(["alignslm-train", *argv])
 
     cache_dir = args.cache_dir or default_cache_dir()
-    resolved = resolve_model(config.model, cache_dir)
+    resolved = world.rank0_first(lambda: resolve_model(config.model, cache_dir))
     pipeline.text_lm = pipeline.text_lm or resolved.text_lm
     config = replace(config, model=resolved.path)
     rounds = [args.round] if args.round is not None else list(range(1, args.rounds + 1))
@@ -178,13 +184,15 @@ def cmd_train(argv: Sequence[str]) -> int:
             lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
             components = build_pipeline(pipeline, model_dir, model_options.device)
             scorers = rule_scorers(config, components) if "score" in stages else []
-            _record(config.output_dir, {}, command)
+            if world.writes_final_files:
+                _record(config.output_dir, {}, command)
         run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
         if "score" in stages:
             stage_score(config, k, run, components, scorers)
         if "pairs" in stages or "dpo" in stages:
-            pairs = stage_pairs(config, k, run)
-            print(f"round {k}: {len(pairs)} preference pairs", file=sys.stderr)
+            pairs = stage_pairs(config, k, run, write=world.writes_final_files)
+            if world.writes_final_files:
+                print(f"round {k}: {len(pairs)} preference pairs", file=sys.stderr)
         if "dpo" in stages:
             callbacks = []
             if config.eval_tasks and config.eval_every:
@@ -193,9 +201,10 @@ def cmd_train(argv: Sequence[str]) -> int:
                 callbacks.append(EvalCallback(config.eval_tasks, config.eval_every, config.round_dir(k), lm.vocab,
                                               tokenizer, config.eval_data_root, config.eval_limit, cache_dir,
                                               f"round-{k}", components))
-            adapter = stage_dpo(config, k, pairs, dpo, callbacks)
-            _record(config.output_dir, settings, command)
-            print(f"round {k}: adapter {adapter}", file=sys.stderr)
+            adapter = stage_dpo(config, k, pairs, dpo, callbacks, world)
+            if world.writes_final_files:
+                _record(config.output_dir, settings, command)
+                print(f"round {k}: adapter {adapter}", file=sys.stderr)
     return 0
 
 

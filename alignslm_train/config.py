@@ -141,9 +141,10 @@ class DPOSettings(Options):
         "all-linear", parse=_target_modules,
         help="'all-linear' or comma-separated module names; not stated. all-linear is every linear layer except the "
              "output head (TRL cannot train an adapter on lm_head)")
-    per_device_batch_size: int = option(4, flag="--batch-size", must=AT_LEAST_1,
-                                        help="pairs per step; not stated for Align-SLM, slamkit uses 8 per GPU, 4 "
-                                             "keeps a CPU step small")
+    batch_size: int = option(4, must=AT_LEAST_1,
+                             help="pairs per optimiser step, over every rank and accumulation step (each rank takes "
+                                  "batch / (ranks x --gradient-accumulation-steps)); not stated for Align-SLM, slamkit "
+                                  "uses 8 per GPU, 4 keeps a CPU step small")
     gradient_accumulation_steps: int = option(1, must=AT_LEAST_1, help="slamkit, config/training_args/default.yaml")
     num_epochs: float = option(1.0, flag="--epochs", must=POSITIVE, help="slamkit, config/training_args/default.yaml")
     max_steps: int = option(-1, must=(lambda v: v == -1 or v >= 1, "-1 (run --epochs) or at least 1"),

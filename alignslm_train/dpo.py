@@ -9,6 +9,7 @@ loads with `peft.PeftModel.from_pretrained(base, adapter_dir)` and serves from v
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -207,8 +208,20 @@ def check_target_modules(model: torch.nn.Module, settings: DPOSettings) -> None:
                         f"comma-separated layer names such as {','.join(known[:10])}")
 
 
+def per_device_batch(settings: DPOSettings, world_size: int) -> int:
+    """Pairs each rank takes per forward pass, so that ranks x accumulation x this = `settings.batch_size`: the
+    optimiser sees the same batch, and so takes the same steps, at every world size."""
+    share = world_size * settings.gradient_accumulation_steps
+    if settings.batch_size % share:
+        raise UserError(f"--batch-size {settings.batch_size}: must be a multiple of {share} ({world_size} rank(s) x "
+                        f"--gradient-accumulation-steps {settings.gradient_accumulation_steps}), so every rank takes "
+                        "the same share of a step")
+    return settings.batch_size // share
+
+
 def dpo_config(settings: DPOSettings, output_dir: Path) -> "DPOConfig":
-    """TRL's config for `settings`; CPU runs in float32 without activation checkpointing (TRL defaults to both on)."""
+    """TRL's config for `settings`; CPU runs in float32 without activation checkpointing (TRL defaults to both on).
+    Under torchrun, TRL (through accelerate) trains data-parallel over the ranks: WORLD_SIZE says how many."""
     from trl import DPOConfig
 
     if settings.device == "cpu":
@@ -227,7 +240,7 @@ def dpo_config(settings: DPOSettings, output_dir: Path) -> "DPOConfig":
         warmup_steps=settings.warmup_ratio,
         weight_decay=settings.weight_decay,
         max_grad_norm=settings.max_grad_norm,
-        per_device_train_batch_size=settings.per_device_batch_size,
+        per_device_train_batch_size=per_device_batch(settings, int(os.environ.get("WORLD_SIZE", "1"))),
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         num_train_epochs=settings.num_epochs,
         max_steps=settings.max_steps,
@@ -338,10 +351,12 @@ def train_dpo(
     seconds = time.perf_counter() - start
     trained = trainer.model.eval()
     adapter_dir = out_dir / ADAPTER_DIR
-    # Only the trained adapter: a continued PeftModel also carries TRL's frozen "ref" adapter.
-    trained.save_pretrained(adapter_dir, selected_adapters=["default"])
-    trainer.processing_class.save_pretrained(adapter_dir)
-    vocab.save(adapter_dir)
+    if trainer.is_world_process_zero():  # one writer of the adapter, whatever the world size
+        # Only the trained adapter: a continued PeftModel also carries TRL's frozen "ref" adapter.
+        trained.save_pretrained(adapter_dir, selected_adapters=["default"])
+        trainer.processing_class.save_pretrained(adapter_dir)
+        vocab.save(adapter_dir)
+    trainer.accelerator.wait_for_everyone()  # the adapter is complete before any rank goes on to use it
     history = list(trainer.state.log_history)
     losses = [e["loss"] for e in history if "loss" in e]
     accuracies = [e["rewards/accuracies"] for e in history if "rewards/accuracies" in e]

@@ -30,6 +30,7 @@ from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, write_base_record
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.evaluate.generation import PipelineComponents, prepare_scorers, score_continuations
+from alignslm_eval.evaluate.world import World
 from alignslm_train.config import RULE_SCORERS, AlignConfig
 from alignslm_train.pairs import Candidate, Pair, Sample, select_pairs
 
@@ -100,9 +101,10 @@ def failed_count(unscored: dict[str, dict[str, int]]) -> int:
     return sum(n for statuses in unscored.values() for status, n in statuses.items() if status.startswith("error"))
 
 
-def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]:
+def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun, write: bool = True) -> list[Pair]:
     """Pairs from the round's scores. Refused while scoring failed for some sample (a judge error), unless
-    `config.allow_unscored`: pairs from partial scores would silently differ from a healthy judge's."""
+    `config.allow_unscored`: pairs from partial scores would silently differ from a healthy judge's. `write`:
+    whether this process writes pairs.jsonl, its report and plot (one rank does; the others only need the pairs)."""
     scores_file = config.round_dir(k) / "scores.jsonl"
     if not scores_file.is_file():
         raise UserError(f"round {k} has no scores yet; run --stage score --round {k}")
@@ -128,6 +130,8 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
         c.samples.append(Sample(r["sample"], r["units"], r["text"], r["scores"]))
     rule_args = config.rule_args(k)
     pairs, reasons = select_pairs(list(candidates.values()), config.pair_rule, rule_args, config.max_auto_bleu)
+    if not write:
+        return pairs
     out = config.round_dir(k)
     with replacing(out / "pairs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
         for p in pairs:
@@ -143,7 +147,10 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun) -> list[Pair]
     return pairs
 
 
-def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, callbacks=None) -> Path:
+def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, callbacks=None,
+              world: World = World()) -> Path:
+    """Train the round's adapter; under torchrun every rank trains its share of each batch (TRL on accelerate) and
+    rank 0 alone writes the adapter and the round's records."""
     from alignslm_train.dpo import PreferencePair, train_dpo
 
     out = config.round_dir(k)
@@ -156,11 +163,15 @@ def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, call
     # Checkpoints of a DPO run on other pairs or settings must not be resumed.
     identity = key_of({"pairs": [p.to_json() for p in pairs], "settings": asdict(dpo_settings)})
     checkpoints, marker = out / "checkpoints", out / "checkpoints" / "alignslm_dpo_key.json"
-    if checkpoints.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != identity):
-        shutil.rmtree(checkpoints)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(identity) + "\n")
+    if world.rank == 0:
+        if checkpoints.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != identity):
+            shutil.rmtree(checkpoints)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(identity) + "\n")
+    world.barrier()  # no rank looks for a checkpoint to resume while rank 0 may still remove stale ones
     result = train_dpo(base.model, base.vocab, preference, out, dpo_settings, callbacks=callbacks)
+    if not world.writes_final_files:
+        return Path(result.adapter_dir)
     write_base_record(result.adapter_dir, Path(base.describe()["local_dir"]))
     earlier = [str(Path("..") / ".." / f"round-{j}" / "adapter") for j in range(1, k)]
     (Path(result.adapter_dir) / ADAPTER_CHAIN_FILE).write_text(json.dumps(earlier) + "\n")

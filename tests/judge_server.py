@@ -21,15 +21,16 @@ import hashlib
 import json
 import socket
 import struct
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.loopback_http import LoopbackHandler, LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -98,23 +99,18 @@ def hashed_score(fail_one_in: int = 0, status: int = 500) -> Behaviour:
     return Behaviour("hash", status=status, fail_one_in=fail_one_in)
 
 
-class _Listener(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 drops connections when a client opens more at once (a judge with
-    # concurrency 16), and a dropped SYN waits a second for its retransmission: a connect timeout, not a fault.
-    request_queue_size = 128
 
-
-class JudgeServer:
+class JudgeServer(LoopbackServer):
     """A threaded HTTP server speaking the OpenAI chat-completions protocol; see the module docstring."""
+
+    name = "judge-server"
 
     def __init__(self, rules: Optional[Mapping[str, Behaviour]] = None, default: Behaviour = score(3),
                  latency_s: float = 0.0, max_lifetime_s: float = 1800.0):
+        super().__init__(max_lifetime_s)
         self.rules: dict[str, Behaviour] = dict(rules or {})
         self.default = default
         self.latency_s = latency_s
-        self.max_lifetime_s = max_lifetime_s
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self.total = 0
         self.per_marker: Counter[Optional[str]] = Counter()
         self.in_flight = 0
@@ -122,45 +118,9 @@ class JudgeServer:
         self.auth_headers: set[str] = set()
         self.queries: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
-        self._httpd: Optional[_Listener] = None
-        self._thread: Optional[threading.Thread] = None
-        self._watchdog: Optional[threading.Timer] = None
 
-    # -- lifecycle --------------------------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "JudgeServer":
-        self._httpd = _Listener(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="judge-server", daemon=True)
-        self._thread.start()
-        self._watchdog = threading.Timer(self.max_lifetime_s, self.stop)
-        self._watchdog.daemon = True
-        self._watchdog.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._watchdog is not None and self._watchdog is not threading.current_thread():
-            self._watchdog.cancel()
-        if self._httpd is not None:
-            httpd, self._httpd = self._httpd, None
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "JudgeServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     # -- counters ---------------------------------------------------------------------------------------------------
 
@@ -205,16 +165,7 @@ class JudgeServer:
 
 
 def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 5  # idle keep-alive connections end on their own
-        # Headers and body go out in separate writes; with Nagle's algorithm on, the client's delayed ACK would add
-        # ~40 ms to every response and swamp the latency a benchmark injects on purpose.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep test output clean
-
+    class Handler(LoopbackHandler):
         def _send_json(self, status: int, payload: dict[str, Any]) -> None:
             self._send(status, json.dumps(payload).encode())
 

@@ -57,6 +57,13 @@ class UnitLM(ABC):
 
     vocab: UnitVocabulary
 
+    @property
+    def sampler(self) -> str:
+        """Which sampler `generate` uses, by a name that changes whenever its samples would: part of a continuation
+        run's identity, so samples of two samplers never mix in one run. Back-ends should name theirs (with a
+        version); by default it is the class."""
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
     @classmethod
     @abstractmethod
     def from_args(cls, model: str, **kwargs: Any) -> "UnitLM":
@@ -76,10 +83,11 @@ class UnitLM(ABC):
         save progress. `names` (e.g. audio paths) label sequences in error messages."""
 
     @abstractmethod
-    def generate(self, prompt: np.ndarray, config: SamplingConfig, seed: int) -> list[np.ndarray]:
-        """`config.n` sampled continuations (unit ids, without the prompt, cut at EOS) of one prompt, generated
-        together as one batch with the KV cache. `seed` fixes the random stream of this prompt alone, so a prompt's
-        continuations do not depend on which other prompts are sampled or in what order."""
+    def generate(self, prompts: Sequence[np.ndarray], config: SamplingConfig,
+                 seeds: Sequence[int]) -> list[list[np.ndarray]]:
+        """For each prompt (unit ids), `config.n` sampled continuations: unit ids, without the prompt, cut at EOS.
+        Prompts may be sampled together in batches. `seeds[i]` fixes prompt i's random streams alone (one per sample),
+        so a prompt's continuations do not depend on which other prompts are sampled with it or in what order."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

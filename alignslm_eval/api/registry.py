@@ -60,7 +60,8 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
 
-MODELS: Registry = Registry("model back-end", "alignslm.models", ("alignslm_eval.models.hf_unit_lm",))
+MODELS: Registry = Registry("model back-end", "alignslm.models",
+                            ("alignslm_eval.models.hf_unit_lm", "alignslm_eval.models.vllm_unit_lm"))
 TOKENIZERS: Registry = Registry(
     "speech tokenizer",
     "alignslm.tokenizers",

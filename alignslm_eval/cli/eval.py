@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -14,6 +14,7 @@ from alignslm_eval.api.options import Options, add_options, from_namespace, opti
 from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, build_pipeline,
                                       build_tokenizer, build_unit_lm, resolve_model, tokenizer_source,
                                       unrunnable_tasks)
+from alignslm_eval.evaluate.world import World, parse_shard
 from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
 from alignslm_eval.io.paths import check_output_file, directory_rule
 from alignslm_eval.io.redaction import redact_command, redact_text
@@ -74,6 +75,10 @@ class RunOptions(Options):
                                   help="score only the first N choices of each task")
     seed: int = option(0, help="seed of sampling and of every random generator")
     log_samples: bool = option(False, help="write samples_<task>.jsonl with every item's scores")
+    shard: Optional[str] = option(None, metavar="I/N", must=(lambda v: bool(parse_shard(v)), "I/N, e.g. 0/4"),
+                                  help="score only shard I of N, as one of N independent jobs (e.g. a SLURM array); "
+                                       "the same command without --shard then scores what is missing and writes "
+                                       "the results. Under torchrun the ranks shard by themselves")
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -131,7 +136,9 @@ def cmd_run(argv: Sequence[str]) -> int:
 
         for spec in load_specs(requested, include_paths, overrides):
             TASK_KINDS.get(spec.kind)(spec)
-    resolved = resolve_model(model_options.model, cache_dir)
+    world = World.from_env(run_options.shard)
+    # One rank builds the demo into the shared cache; the others then find it built.
+    resolved = world.rank0_first(lambda: resolve_model(model_options.model, cache_dir))
     if resolved.demo is not None and data_root is None:
         data_root = resolved.data_root
         # The demo builds the SALMon parts a TTS can make; the override is recorded in the results.
@@ -164,14 +171,20 @@ def cmd_run(argv: Sequence[str]) -> int:
         command=redact_command(["alignslm-eval", *argv]),
         settings=recorded_settings(model_options, tokenizer_options, pipeline_options, run_options),
         skipped=skipped,
+        world=world,
     )
     tasks = prepare_tasks(specs, settings)
-    lm = build_unit_lm(model_options, resolved.path)
+    lm = build_unit_lm(replace(model_options, device=world.device(model_options.device)), resolved.path)
     model_dir = lm.describe().get("local_dir")
     tokenizer = build_tokenizer(tokenizer_options, model_dir)
     lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
     settings.components = build_pipeline(pipeline_options, model_dir, model_options.device)
     results, path = evaluate(tasks, lm, tokenizer, settings)
+    if results is None:
+        if not world.group:
+            print(f"alignslm-eval: {world.label} scored; run the same command without --shard to score what is "
+                  "missing and write the results", file=sys.stderr)
+        return 0
     print(markdown_summary(results))
     print(f"results: {path}")
     return _report_unscored_tasks(results)

@@ -128,8 +128,9 @@ class ContinuationRun:
     @classmethod
     def create(cls, parent: Path, lm: UnitLM, tokenizer: SpeechTokenizer, sampling: SamplingConfig,
                prompt_seconds: float = 3.0, dedup: bool = True) -> "ContinuationRun":
+        # The sampler is named: another sampler draws other samples from the same model, seed and settings.
         identity = {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(), "sampling": asdict(sampling),
-                    "prompt_seconds": prompt_seconds, "dedup": dedup}
+                    "sampler": lm.sampler, "prompt_seconds": prompt_seconds, "dedup": dedup}
         root = Path(parent) / key_of(identity)
         root.mkdir(parents=True, exist_ok=True)
         write_text(root / "run.json", json.dumps(identity, indent=2, default=str) + "\n")
@@ -170,7 +171,12 @@ class ContinuationRun:
 
     # -- stage 1: prompts and sampling ---------------------------------------------------------------------------
 
-    def sample(self, prompts: Sequence[Prompt], lm: UnitLM, tokenizer: SpeechTokenizer) -> list[Continuation]:
+    def sample(self, prompts: Sequence[Prompt], lm: UnitLM, tokenizer: SpeechTokenizer,
+               prompts_per_batch: int = 8) -> list[Continuation]:
+        """Sample the prompts not sampled yet, `prompts_per_batch` prompts per `lm.generate` call; each batch's
+        rows are on disk before the next starts, so a killed run resumes with its finished prompts kept."""
+        if prompts_per_batch < 1:
+            raise ValueError(f"prompts_per_batch {prompts_per_batch}: must be at least 1")
         sampling = SamplingConfig(**self.identity["sampling"])
         prompt_seconds, dedup = self.identity["prompt_seconds"], self.identity["dedup"]
         done = {row["prompt_id"]: row for row in read_jsonl(self.root / "samples.jsonl")}
@@ -183,27 +189,35 @@ class ContinuationRun:
                 raise UserError(f"{p.path}: prompt {p.id} changed (audio or cut point) since it was sampled into "
                                 f"{self.root}; write to a new output dir or delete that run")
         todo = [p for p in prompts if p.id not in done]
-        with open_append(self.root / "samples.jsonl") as log:
-            for prompt in tqdm(todo, desc="sampling continuations", unit="prompt", disable=not todo):
-                cut = prompt.cut_s if prompt.cut_s is not None else prompt_seconds
-                wav = load_audio(prompt.path, tokenizer.sample_rate)
-                wav = wav[: int(round(cut * tokenizer.sample_rate))]
-                units = from_frames(tokenizer.encode(wav), dedup=dedup)
-                seq = units.units if dedup else units.frames()
-                if len(seq) == 0:
-                    raise UserError(f"{prompt.path}: prompt is shorter than one tokenizer frame; remove it")
-                seed = _prompt_seed(sampling.seed, prompt.id)
-                continuations = lm.generate(seq, sampling, seed)
-                row = {"prompt_id": prompt.id, "audio": str(prompt.path.resolve()),
-                       "audio_sha256": file_sha256(prompt.path),
-                       "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "requested_cut_s": cut,
-                       "reference": prompt.reference,
-                       "prompt_units": seq.tolist(), "seed": seed,
-                       "continuations": [c.tolist() for c in continuations]}
-                log.write(json.dumps(row) + "\n")
+        with open_append(self.root / "samples.jsonl") as log, \
+                tqdm(total=len(todo), desc="sampling continuations", unit="prompt", disable=not todo) as progress:
+            for start in range(0, len(todo), prompts_per_batch):
+                batch = todo[start : start + prompts_per_batch]
+                rows = [self._prompt_row(prompt, tokenizer, prompt_seconds, dedup, sampling.seed) for prompt in batch]
+                sampled = lm.generate([np.asarray(r["prompt_units"], dtype=np.int64) for r in rows], sampling,
+                                      [r["seed"] for r in rows])
+                for row, continuations in zip(rows, sampled):
+                    row["continuations"] = [c.tolist() for c in continuations]
+                    log.write(json.dumps(row) + "\n")
+                    done[row["prompt_id"]] = row
                 log.flush()
-                done[prompt.id] = row
+                progress.update(len(batch))
         return [_continuation(done[p.id], k, units) for p in prompts for k, units in enumerate(done[p.id]["continuations"])]
+
+    @staticmethod
+    def _prompt_row(prompt: Prompt, tokenizer: SpeechTokenizer, prompt_seconds: float, dedup: bool,
+                    seed: int) -> dict[str, Any]:
+        """A prompt's samples.jsonl row before sampling: its audio, cut, units and seed."""
+        cut = prompt.cut_s if prompt.cut_s is not None else prompt_seconds
+        wav = load_audio(prompt.path, tokenizer.sample_rate)
+        wav = wav[: int(round(cut * tokenizer.sample_rate))]
+        units = from_frames(tokenizer.encode(wav), dedup=dedup)
+        seq = units.units if dedup else units.frames()
+        if len(seq) == 0:
+            raise UserError(f"{prompt.path}: prompt is shorter than one tokenizer frame; remove it")
+        return {"prompt_id": prompt.id, "audio": str(prompt.path.resolve()), "audio_sha256": file_sha256(prompt.path),
+                "cut_s": round(len(wav) / tokenizer.sample_rate, 4), "requested_cut_s": cut,
+                "reference": prompt.reference, "prompt_units": seq.tolist(), "seed": _prompt_seed(seed, prompt.id)}
 
     # -- stage 2: vocoding ----------------------------------------------------------------------------------------
 

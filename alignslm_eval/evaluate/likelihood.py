@@ -1,7 +1,9 @@
 """Runs likelihood tasks: audio -> units (cached) -> unit LM log-likelihood -> per-choice scores -> metrics.
 
 Every scored item is appended to a per-run JSONL file as its batch finishes; rerunning the same command reads it
-back and scores only what is missing, so an interrupted run loses at most one batch.
+back and scores only what is missing, so an interrupted run loses at most one batch. Under several ranks
+(alignslm_eval.evaluate.world) each rank tokenizes and scores its own share of the items into a log of its own, and
+rank 0 reads every log to write the results; a rerun at any world size reads them all too.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from alignslm_eval.api.task import AudioItem, GenerationTask, TaskData, TaskSpec
 from alignslm_eval.api.tokenizer import SpeechTokenizer
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.audio import file_sha256, load_audio
-from alignslm_eval.io.cache import UnitCache
+from alignslm_eval.io.cache import UnitCache, fold_rank_files
 from alignslm_eval.io.jsonl import open_append
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.evaluate.generation import PipelineComponents, evaluate_generation_task
+from alignslm_eval.evaluate.world import World, own_log, stage_logs
 from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary, recorded_metric_info
 from alignslm_eval.io.units import Units, from_frames
 
@@ -49,6 +52,8 @@ class EvalSettings:
     components: PipelineComponents = field(default_factory=PipelineComponents)
     #: tasks left out of `--tasks all`, with the reason (recorded in the results)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: this process's share of the work (one process by default)
+    world: World = field(default_factory=World)
 
 
 def task_data_dir(spec: TaskSpec, settings: EvalSettings) -> Path:
@@ -98,16 +103,20 @@ def dataset_hash(data: TaskData, hashes: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def _read_item_log(path: Path) -> dict[str, LogLikelihood]:
+def _read_item_logs(paths: list[Path]) -> dict[str, LogLikelihood]:
+    """Scored items of every log of a task run: a rerun at any world size finds what each rank finished."""
     done: dict[str, LogLikelihood] = {}
-    if not path.is_file():
-        return done
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: not a log of scored items (byte {e.start} is not UTF-8 text); delete it and "
+                            "rerun, its items are then scored again")
+        for line in lines:
             try:
                 row = json.loads(line)
                 done[row["key"]] = LogLikelihood(float(row["ll_sum"]), int(row["n_tokens"]))
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash: that item is simply scored again
     return done
 
@@ -125,6 +134,9 @@ def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[Prepare
     prepared = []
     for spec in specs:
         task = TASK_KINDS.get(spec.kind)(spec)
+        if isinstance(task, GenerationTask) and settings.world.size > 1:
+            raise UserError(f"task {spec.name}: generation tasks do not run sharded yet ({settings.world.label}); "
+                            "run them in one process, without torchrun or --shard")
         data_dir = task_data_dir(spec, settings)
         if isinstance(task, GenerationTask):
             data = task.load_prompts(data_dir)[: settings.limit]
@@ -138,34 +150,42 @@ def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[Prepare
 
 def evaluate_task(
     prepared: PreparedTask, lm: UnitLM, tokenizer: SpeechTokenizer, cache: UnitCache, settings: EvalSettings
-) -> TaskEntry:
+) -> Optional[TaskEntry]:
+    """Score this process's share of the task's items; then, where this process writes the final files, the
+    task's entry from every rank's scores (None elsewhere)."""
     started = time.time()
     spec, task, data, data_dir = prepared.spec, prepared.task, prepared.data, prepared.data_dir
+    world = settings.world
     items = sorted(data.items.values(), key=lambda i: i.key)
     hashes = {}
     with tqdm(items, desc=f"{spec.name}: hashing", unit="file") as bar:  # closed before an error is printed
         for item in bar:
             hashes[item.key] = file_sha256(item.path)
     dhash = dataset_hash(data, hashes)
-    units = tokenize_items(items, hashes, tokenizer, cache)
+    # File size stands for the cost of tokenizing and of scoring an item: both grow with its length.
+    mine = world.mine(items, key=lambda i: i.key, cost=lambda i: i.path.stat().st_size)
+    units = tokenize_items(mine, hashes, tokenizer, cache)
 
+    model = lm.describe()
     run_key = hashlib.sha256(
         json.dumps(
-            {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(),
+            # The device kind, not its index: ranks on cuda:0 and cuda:1 score the same run.
+            {"model": {**model, "device": str(model.get("device", "")).split(":")[0]},
+             "tokenizer": tokenizer.fingerprint(),
              # Only what changes an item's log-likelihood: the sum/mean choice is applied after, from the log.
              "protocol": {"add_bos": spec.protocol.add_bos, "add_eos": spec.protocol.add_eos, "dedup": spec.dedup},
              "dataset": dhash},
             sort_keys=True, default=str,
         ).encode()
     ).hexdigest()[:16]
-    item_log = settings.output_dir / "items" / f"{spec.name}-{run_key}.jsonl"
-    item_log.parent.mkdir(parents=True, exist_ok=True)
-    scores = {k: v for k, v in _read_item_log(item_log).items() if k in data.items}
-    todo = [i for i in items if i.key not in scores]
+    items_dir, stem = settings.output_dir / "items", f"{spec.name}-{run_key}"
+    items_dir.mkdir(parents=True, exist_ok=True)
+    scores = {k: v for k, v in _read_item_logs(stage_logs(items_dir, stem, ".jsonl")).items() if k in data.items}
+    todo = [i for i in mine if i.key not in scores]
     sequences = [units[i.key].units if spec.dedup else units[i.key].frames() for i in todo]
 
-    with open_append(item_log) as log, tqdm(
-        total=len(items), initial=len(items) - len(todo), desc=f"{spec.name}: scoring", unit="file"
+    with open_append(own_log(items_dir, stem, ".jsonl", world)) as log, tqdm(
+        total=len(mine), initial=len(mine) - len(todo), desc=f"{spec.name}: scoring", unit="file"
     ) as bar:
 
         def save(indices: list[int], batch: list[LogLikelihood]) -> None:
@@ -180,13 +200,23 @@ def evaluate_task(
         lm.loglikelihood(sequences, spec.protocol, batch_size=settings.batch_size, on_batch=save,
                          names=[str(i.path) for i in todo])
 
+    world.barrier()  # every rank's share is in its log
+    if not world.writes_final_files:
+        return None
+    logs = stage_logs(items_dir, stem, ".jsonl")
+    if world.size > 1:
+        scores = {k: v for k, v in _read_item_logs(logs).items() if k in data.items}
+    missing = [i.key for i in items if i.key not in scores]
+    if missing:
+        raise UserError(f"task {spec.name}: {len(missing)} item(s) have no score in {items_dir} (e.g. {missing[0]}); "
+                        "a rank stopped before finishing: rerun the same command to score them")
     scorer = SCORERS.get(spec.scorer)
     reduced = {k: ll.reduced(spec.reduction) for k, ll in scores.items()}
     choice_scores = {
         c.id: scorer([reduced[k] for k in c.candidates], c.positive) for c in data.choices
     }
     result = task.aggregate(data, choice_scores).to_json()
-    files = {"items": str(item_log)}
+    files: dict[str, Any] = {"items": str(logs[0]) if len(logs) == 1 else [str(p) for p in logs]}
     extra = task.write_outputs(data, reduced, settings.output_dir / "submission")
     if extra:
         files["submission"] = [str(p) for p in extra]
@@ -220,8 +250,9 @@ def evaluate_task(
 
 def evaluate(
     tasks: list[PreparedTask], lm: UnitLM, tokenizer: SpeechTokenizer, settings: EvalSettings
-) -> tuple[dict[str, Any], Path]:
-    """Run every task and write `results_<timestamp>.json` (+ `.md`) under the output dir."""
+) -> tuple[Optional[dict[str, Any]], Optional[Path]]:
+    """Run every task and write `results_<timestamp>.json` (+ `.md`) under the output dir; (None, None) on a
+    process that does not write the final files (a rank other than 0, a `--shard` job)."""
     started = time.time()
     random.seed(settings.seed)
     np.random.seed(settings.seed)
@@ -231,7 +262,8 @@ def evaluate(
         torch.manual_seed(settings.seed)
     except ImportError:
         pass
-    cache = UnitCache(settings.cache_dir, tokenizer.fingerprint())
+    world = settings.world
+    cache = UnitCache(settings.cache_dir, tokenizer.fingerprint(), world)
     try:
         task_results = {}
         for t in tasks:
@@ -243,6 +275,11 @@ def evaluate(
                 task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
     finally:
         cache.close()
+    world.barrier()  # no rank writes its unit cache file any more
+    if world.group and world.rank == 0:
+        fold_rank_files(cache.path)
+    if not world.writes_final_files:
+        return None, None
     document = ResultsDocument(
         tasks=task_results,
         command=settings.command,

@@ -16,6 +16,7 @@ from alignslm_eval.api.registry import register_model
 from alignslm_eval.io.errors import UserError, first_line
 from alignslm_eval.models.adapters import BaseModel, apply_adapter_chain
 from alignslm_eval.models.loading import read_config, resolve_checkpoint, weights_fingerprint
+from alignslm_eval.models.sampling import SAMPLER, sample_tokens
 from alignslm_eval.models.torch_checkpoint import failure_reason, load_tensors, refuse_pickled_code
 from alignslm_eval.models.vocab import VOCAB_FILE, UnitVocabulary
 
@@ -26,6 +27,8 @@ SLAM_MODEL_TYPE = "speech_language_model"
 
 @register_model("hf")
 class HFUnitLM(UnitLM):
+    sampler = SAMPLER  # generate's sampler (models/sampling.py)
+
     def __init__(self, model: torch.nn.Module, vocab: UnitVocabulary, provenance: dict[str, Any]):
         self.model = model.eval()
         self.vocab = vocab
@@ -58,7 +61,8 @@ class HFUnitLM(UnitLM):
             lm = _load_slam(checkpoint, config, torch_dtype)
         else:
             lm = _load_causal_lm(checkpoint, torch_dtype)
-        vocab = _vocabulary(checkpoint, config, lm, unit_convention, unit_offset, n_units)
+        vocab_size = lm.get_input_embeddings().weight.shape[0]
+        vocab = unit_vocabulary(checkpoint, config, vocab_size, lm.config, unit_convention, unit_offset, n_units)
         adapters = []
         if adapter:
             base = BaseModel(model, checkpoint, provenance.get("hub_id"), provenance.get("resolved_commit"))
@@ -113,44 +117,24 @@ class HFUnitLM(UnitLM):
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def generate(self, prompt: np.ndarray, config: SamplingConfig, seed: int) -> list[np.ndarray]:
-        ids = torch.from_numpy(self.vocab.encode(prompt, add_bos=self.vocab.bos_id is not None, add_eos=False))
-        ids = ids.unsqueeze(0).to(self.device)
-        if self.max_length and ids.shape[1] + config.max_new_tokens > self.max_length:
-            raise UserError(
-                f"prompt of {ids.shape[1]} tokens + {config.max_new_tokens} new tokens exceeds the model's "
-                f"{self.max_length} positions; use a shorter prompt or fewer new tokens"
-            )
-        vocab_size = self.model.get_input_embeddings().weight.shape[0]
-        units = set(range(self.vocab.offset, self.vocab.offset + self.vocab.n_units))
+    def generate(self, prompts: Sequence[np.ndarray], config: SamplingConfig,
+                 seeds: Sequence[int]) -> list[list[np.ndarray]]:
+        tokens = [self.vocab.encode(p, add_bos=self.vocab.bos_id is not None, add_eos=False, source=f"prompt {i}")
+                  for i, p in enumerate(prompts)]
+        if self.max_length:
+            for i, t in enumerate(tokens):
+                if len(t) + config.max_new_tokens > self.max_length:
+                    raise UserError(
+                        f"prompt {i}: {len(t)} tokens + {config.max_new_tokens} new tokens exceeds the model's "
+                        f"{self.max_length} positions; use a shorter prompt or fewer new tokens"
+                    )
         # Only units (and EOS) may be sampled: special and unused text tokens are not speech.
-        suppress = [t for t in range(vocab_size) if t not in units and t != self.vocab.eos_id]
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                temperature=config.temperature,
-                top_k=config.top_k,
-                top_p=config.top_p,
-                repetition_penalty=config.repetition_penalty,
-                max_new_tokens=config.max_new_tokens,
-                num_return_sequences=config.n,
-                suppress_tokens=suppress or None,
-                eos_token_id=self.vocab.eos_id,
-                pad_token_id=self.vocab.pad_id if self.vocab.pad_id is not None else self.vocab.eos_id,
-                use_cache=True,
-            )
-        finally:
-            torch.random.set_rng_state(generator_state)
-        continuations = []
-        for row in out[:, ids.shape[1] :].cpu().numpy():
-            if self.vocab.eos_id is not None and (row == self.vocab.eos_id).any():
-                row = row[: int(np.argmax(row == self.vocab.eos_id))]
-            continuations.append(self.vocab.decode(row))
-        return continuations
+        allowed = list(range(self.vocab.offset, self.vocab.offset + self.vocab.n_units))
+        if self.vocab.eos_id is not None:
+            allowed.append(self.vocab.eos_id)
+        pad = self.vocab.pad_id if self.vocab.pad_id is not None else 0  # any token: padding is masked out
+        sampled = sample_tokens(self.model, tokens, seeds, config, allowed, self.vocab.eos_id, pad)
+        return [[self.vocab.decode(row) for row in rows] for rows in sampled]
 
     def _score_batch(self, seqs: list[np.ndarray]) -> list[LogLikelihood]:
         longest = max(len(s) for s in seqs)
@@ -175,26 +159,28 @@ class HFUnitLM(UnitLM):
         return [LogLikelihood(float(s), int(n)) for s, n in zip(sums, counts)]
 
 
-def _vocabulary(
+def unit_vocabulary(
     checkpoint: Path,
     config: dict[str, Any],
-    lm: torch.nn.Module,
+    vocab_size: int,
+    lm_config: Any,
     convention: Optional[str],
     offset: Optional[int],
     n_units: Optional[int],
 ) -> UnitVocabulary:
     """The unit convention, from (in order) explicit flags, the stored vocabulary file, or the checkpoint format,
-    checked against the model: every unit needs a token embedding of its own, apart from BOS/EOS/PAD."""
-    vocab_size = lm.get_input_embeddings().weight.shape[0]
-    vocab, source = _chosen_vocabulary(checkpoint, config, lm, convention, offset, n_units, vocab_size)
+    checked against the model: every unit needs a token embedding of its own (`vocab_size` of them), apart from
+    BOS/EOS/PAD. `lm_config` is the transformers config of the LM (for a Slam checkpoint, of its base LM): its
+    special token ids. No weights are needed, so an engine serving the checkpoint elsewhere can use it too."""
+    vocab, source = _chosen_vocabulary(checkpoint, config, lm_config, convention, offset, n_units, vocab_size)
     # The config's special ids bind a mapping read off the config or given by flags, not a stored vocabulary: that
     # states its own specials (a merged Slam model keeps its text LM's ids in a config the Slam mapping replaces).
-    reserved = _config_special_ids(config, lm) if source != str(checkpoint / VOCAB_FILE) else {}
+    reserved = _config_special_ids(config, lm_config) if source != str(checkpoint / VOCAB_FILE) else {}
     problem = vocab.misfit(vocab_size, reserved)
     if problem is None:
         return vocab
     if source.startswith("--"):  # the flags chose it: say what would fit instead
-        hint = _what_fits(checkpoint, config, lm, vocab, n_units, vocab_size, reserved)
+        hint = _what_fits(checkpoint, config, lm_config, vocab, n_units, vocab_size, reserved)
         raise UserError(f"{source}: {problem}; {hint}")
     raise UserError(f"{source}: {problem}; fix it, or pass --unit-convention (with --unit-offset/--n-units) to say how "
                     "units map to tokens")
@@ -203,7 +189,7 @@ def _vocabulary(
 def _chosen_vocabulary(
     checkpoint: Path,
     config: dict[str, Any],
-    lm: torch.nn.Module,
+    lm_config: Any,
     convention: Optional[str],
     offset: Optional[int],
     n_units: Optional[int],
@@ -233,7 +219,8 @@ def _chosen_vocabulary(
             raise UserError(f"{checkpoint}: TWIST convention needs the unit offset; pass --unit-offset N")
         if not isinstance(off, int) or isinstance(off, bool):
             raise UserError(f"{checkpoint / 'config.json'}: offset is {off!r}, not an integer; pass --unit-offset N")
-        specials = [_config_token_id(checkpoint, lm, name) for name in ("bos_token_id", "eos_token_id", "pad_token_id")]
+        specials = [_config_token_id(checkpoint, lm_config, name)
+                    for name in ("bos_token_id", "eos_token_id", "pad_token_id")]
         vocab = UnitVocabulary.twist(n_units if n_units is not None else vocab_size - off, off, *specials)
         return vocab, flags or f"{checkpoint / 'config.json'} offset {off}"
     raise UserError(
@@ -242,27 +229,27 @@ def _chosen_vocabulary(
     )
 
 
-def _config_special_ids(config: dict[str, Any], lm: torch.nn.Module) -> dict[str, int]:
+def _config_special_ids(config: dict[str, Any], lm_config: Any) -> dict[str, int]:
     """The special token ids a plain checkpoint's config names, which no unit may take. A Slam checkpoint's
     base_config keeps its text LM's ids, which the Slam convention replaces, so it reserves none."""
     if config.get("model_type") == SLAM_MODEL_TYPE:
         return {}
     reserved = {}
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        value = getattr(lm.config, name, None)
+        value = getattr(lm_config, name, None)
         for token_id in value if isinstance(value, list) else [value]:
             if isinstance(token_id, int) and not isinstance(token_id, bool):
                 reserved.setdefault(f"config.json {name}", token_id)
     return reserved
 
 
-def _what_fits(checkpoint: Path, config: dict[str, Any], lm: torch.nn.Module, vocab: UnitVocabulary,
+def _what_fits(checkpoint: Path, config: dict[str, Any], lm_config: Any, vocab: UnitVocabulary,
                n_units: Optional[int], vocab_size: int, reserved: dict[str, int]) -> str:
     """What the user could pass instead of flags that do not fit: the model's own vocabulary, and for TWIST the
     first offset after the special tokens."""
     hints = []
     try:
-        own, source = _chosen_vocabulary(checkpoint, config, lm, None, None, None, vocab_size)
+        own, source = _chosen_vocabulary(checkpoint, config, lm_config, None, None, None, vocab_size)
     except UserError:
         own = None
     if own is not None and own != vocab and own.misfit(vocab_size, reserved) is None:
@@ -277,8 +264,8 @@ def _what_fits(checkpoint: Path, config: dict[str, Any], lm: torch.nn.Module, vo
     return "; ".join(hints) or f"the model has {vocab_size} token ids"
 
 
-def _config_token_id(checkpoint: Path, lm: torch.nn.Module, name: str) -> Optional[int]:
-    value = getattr(lm.config, name, None)
+def _config_token_id(checkpoint: Path, lm_config: Any, name: str) -> Optional[int]:
+    value = getattr(lm_config, name, None)
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise UserError(f"{checkpoint / 'config.json'}: {name} is {value!r}, not one token id; write the unit vocabulary "

@@ -49,7 +49,7 @@ def llama(hidden, layers):
         pad_token_id=0, bos_token_id=1, eos_token_id=1))
 
 def step(model, ref, out_dir):
-    settings = DPOSettings(max_steps=1, per_device_batch_size=2, save_steps=1000)
+    settings = DPOSettings(max_steps=1, batch_size=2, save_steps=1000)
     trainer = build_trainer(model, vocab, pairs, out_dir, settings, ref_model=ref)
     assert (trainer.ref_model is None) == (ref is None)
     trainer.train()
@@ -121,7 +121,7 @@ def test_dpo_steps_per_second_demo_model(benchmark, tmp_path):
     batch_size = BATCH_PAIRS
     vocab = UnitVocabulary.slam(DEMO_UNITS)
     pairs = demo_pairs(batch_size * N_STEPS)
-    settings = DPOSettings(max_steps=N_STEPS, per_device_batch_size=batch_size, save_steps=1000)
+    settings = DPOSettings(max_steps=N_STEPS, batch_size=batch_size, save_steps=1000)
     runs = iter(range(100))
     seconds: list[float] = []
 

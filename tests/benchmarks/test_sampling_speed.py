@@ -1,4 +1,4 @@
-"""Continuation sampling: N = 8 continuations of a prompt as one KV-cached batch (`UnitLM.generate`) vs the naive
+"""Continuation sampling: N = 8 continuations of one prompt as one KV-cached batch (`UnitLM.generate`) vs the naive
 baseline, one continuation at a time, recomputing the whole prefix every step (no cache). Same tiny model, same
 prompt, same number of new tokens; the ratio of the means is the speed-up in tokens per second."""
 
@@ -43,5 +43,5 @@ def test_naive_one_at_a_time_without_cache(benchmark, lm_and_prompt):
 def test_batched_kv_cached(benchmark, lm_and_prompt):
     lm, prompt = lm_and_prompt
     config = SamplingConfig(n=N, max_new_tokens=NEW_TOKENS, temperature=0.8, top_k=25)
-    out = benchmark.pedantic(lm.generate, args=(prompt, config, 0), rounds=2)
+    out = benchmark.pedantic(lambda: lm.generate([prompt], config, [0])[0], rounds=2)
     assert len(out) == N and all(len(c) <= NEW_TOKENS for c in out)

@@ -227,11 +227,54 @@ def test_continuations_are_reproducible_and_independent_of_other_prompts(setup):
     lm = HFUnitLM.from_args(str(model))
     prompt = np.arange(30) % 16
     config = SamplingConfig(n=4, max_new_tokens=20)
-    first = lm.generate(prompt, config, seed=11)
-    lm.generate(np.arange(5), config, seed=3)  # another prompt in between
-    again = lm.generate(prompt, config, seed=11)
+    [first] = lm.generate([prompt], config, seeds=[11])
+    lm.generate([np.arange(5)], config, seeds=[3])  # another prompt in between
+    again = lm.generate([np.arange(5), prompt], config, seeds=[3, 11])[1]  # and beside it in one batch
     assert len(first) == 4 and all(np.array_equal(a, b) for a, b in zip(first, again))
     assert all(c.min() >= 0 and c.max() < lm.vocab.n_units for c in first if len(c))
+
+
+def test_sampling_in_batches_keeps_samples_and_rows_and_resumes_after_a_failed_batch(setup, tmp_path, monkeypatch):
+    from alignslm_eval.api.model import SamplingConfig
+    from alignslm_eval.evaluate.continuation_store import ContinuationRun
+    from alignslm_eval.tokenizers.offline import OfflineTokenizer
+
+    root, model, _ = setup
+    lm = HFUnitLM.from_args(str(model))
+    tokenizer = OfflineTokenizer.load(model / "tokenizer.npz")
+    prompts = find_prompts(root / "data" / "prompts", 3.0)
+    config = SamplingConfig(n=2, max_new_tokens=12)
+
+    def rows(run):
+        return [json.loads(line) for line in open(run.root / "samples.jsonl")]
+
+    one_by_one = ContinuationRun.create(tmp_path / "single", lm, tokenizer, config)
+    one_by_one.sample(prompts, lm, tokenizer, prompts_per_batch=1)
+    together = ContinuationRun.create(tmp_path / "batched", lm, tokenizer, config)
+    items = together.sample(prompts, lm, tokenizer, prompts_per_batch=3)
+    assert rows(together) == rows(one_by_one) and len(rows(together)) == len(prompts) == 3
+    assert [(i.prompt_id, i.sample) for i in items] == [(p.id, k) for p in prompts for k in range(2)]
+    assert list(rows(together)[0]) == ["prompt_id", "audio", "audio_sha256", "cut_s", "requested_cut_s", "reference",
+                                       "prompt_units", "seed", "continuations"]
+    # The sampler is part of the run's identity, so samples of another sampler never land in this directory.
+    assert together.identity["sampler"] == HFUnitLM.sampler == "alignslm per-row v1"
+
+    # Killed during the second batch: the first batch's prompts are on disk and are not sampled again.
+    generate, calls = HFUnitLM.generate, []
+
+    def fails_on_second_batch(self, batch, *args):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(self, batch, *args)
+
+    monkeypatch.setattr(HFUnitLM, "generate", fails_on_second_batch)
+    resumed = ContinuationRun.create(tmp_path / "resumed", lm, tokenizer, config)
+    with pytest.raises(KeyboardInterrupt):
+        resumed.sample(prompts, lm, tokenizer, prompts_per_batch=2)
+    assert rows(resumed) == rows(one_by_one)[:2]
+    resumed.sample(prompts, lm, tokenizer, prompts_per_batch=2)
+    assert calls == [2, 1, 1] and rows(resumed) == rows(one_by_one)
 
 
 def test_prompt_cut_at_the_word_end_nearest_3s(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignslm_eval.api.model import LikelihoodProtocol
+from alignslm_eval.api.model import LikelihoodProtocol, SamplingConfig
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.models.vocab import UnitVocabulary
@@ -80,6 +80,26 @@ def test_unit_outside_vocabulary_names_the_item(checkpoints):
     lm = HFUnitLM.from_args(str(checkpoints["twist_opt"]))
     with pytest.raises(UserError, match=r"a\.wav: unit id 500 is outside"):
         lm.loglikelihood([np.array([1, 500])], LikelihoodProtocol(), names=["a.wav"])
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_generate_gives_n_continuations_in_unit_ids_per_prompt(checkpoints, name):
+    lm = HFUnitLM.from_args(str(checkpoints[name]))
+    config = SamplingConfig(n=3, max_new_tokens=10)
+    out = lm.generate(random_sequences(4), config, seeds=[0, 1, 2, 3])
+    assert [len(rows) for rows in out] == [3] * 4
+    assert all(c.dtype == np.int64 and len(c) <= 10 and (len(c) == 0 or 0 <= c.min() <= c.max() < N_UNITS)
+               for rows in out for c in rows)
+    assert lm.generate([], config, seeds=[]) == []
+
+
+def test_generate_refuses_a_prompt_too_long_for_the_model_naming_its_length(checkpoints):
+    lm = HFUnitLM.from_args(str(checkpoints["twist_llama"]))  # 512 positions
+    prompts = [np.zeros(10, dtype=np.int64), np.zeros(400, dtype=np.int64)]
+    with pytest.raises(UserError, match=r"^prompt 1: 401 tokens \+ 150 new tokens exceeds the model's 512 positions"):
+        lm.generate(prompts, SamplingConfig(), seeds=[0, 1])
+    with pytest.raises(UserError, match=r"^prompt 0: unit id 500 is outside"):
+        lm.generate([np.array([1, 500])], SamplingConfig(), seeds=[0])
 
 
 def test_checkpoint_without_config(tmp_path):

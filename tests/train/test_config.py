@@ -25,6 +25,6 @@ def test_mid_training_evaluation_needs_tasks_and_a_step_count_together(tmp_path:
 
 def test_field_rules_hold_for_a_library_user_too() -> None:
     with pytest.raises(UserError, match=r"^--batch-size 0: must be at least 1$"):
-        DPOSettings(per_device_batch_size=0)
+        DPOSettings(batch_size=0)
     with pytest.raises(UserError, match="CHOSEN_MIN > REJECTED_MAX"):
         parse_schedule("1:3")

@@ -33,7 +33,7 @@ from tests.tiny_models import N_UNITS, TWIST_OFFSET, reference_loglikelihood, sa
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 
 # High enough for a tiny model to separate 8 pairs in a few dozen steps; the real default is slamkit's 5e-5.
-FAST = dict(learning_rate=5e-3, per_device_batch_size=8, save_steps=1000)
+FAST = dict(learning_rate=5e-3, batch_size=8, save_steps=1000)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_trainer_loss_is_the_dpo_formula(checkpoints, tmp_path, convention):
     model, vocab = lm.model, lm.vocab
     base_params = sum(p.numel() for p in model.parameters())
     pairs = synthetic_pairs(4, seed=1)  # unequal lengths: the batch is padded
-    settings = DPOSettings(beta=0.5, per_device_batch_size=len(pairs), max_steps=1)
+    settings = DPOSettings(beta=0.5, batch_size=len(pairs), max_steps=1)
     trainer = build_trainer(model, vocab, pairs, tmp_path, settings)
 
     # The reference is the adapter-disabled policy: no second model is built.
@@ -246,7 +246,7 @@ class _StepRecorder(TrainerCallback):
 
 def test_killed_run_resumes_from_its_last_checkpoint(checkpoints, tmp_path):
     pairs = synthetic_pairs(8, seed=4)
-    settings = dict(FAST, per_device_batch_size=4, save_steps=2)
+    settings = dict(FAST, batch_size=4, save_steps=2)
     first = train_dpo(load(checkpoints["slam"]).model, load(checkpoints["slam"]).vocab, pairs, tmp_path,
                       DPOSettings(max_steps=4, **settings))
     assert first.steps == 4 and (tmp_path / "checkpoints" / "checkpoint-4").is_dir()
@@ -309,7 +309,7 @@ def _kill_mid_line(log: Path) -> None:
 
 def test_a_run_killed_while_writing_its_log_resumes(checkpoints, tmp_path):
     pairs = synthetic_pairs(8, seed=4)
-    settings = dict(FAST, per_device_batch_size=4, save_steps=2)
+    settings = dict(FAST, batch_size=4, save_steps=2)
     first = train_dpo(load(checkpoints["slam"]).model, load(checkpoints["slam"]).vocab, pairs, tmp_path,
                       DPOSettings(max_steps=4, **settings))
     log = tmp_path / "dpo_log.jsonl"
