@@ -70,7 +70,10 @@ class RunOptions(Options):
     cache_dir: Optional[Path] = option(None, must=directory_rule("--cache-dir"),
                                        help="cache root for units and the demo build (default "
                                             "$ALIGNSLM_CACHE or ~/.cache/alignslm)")
-    batch_size: int = option(8, must=(lambda v: v >= 1, "at least 1"), help="sequences per unit LM forward pass")
+    batch_size: int = option(8, must=(lambda v: v >= 1, "at least 1"),
+                             help="sequences per unit LM forward pass (likelihood tasks); prompts per sampling batch, "
+                                  "each with all its samples (generation tasks). Scores and samples do not depend "
+                                  "on it")
     limit: Optional[int] = option(None, must=(lambda v: v >= 1, "at least 1"),
                                   help="score only the first N choices of each task")
     seed: int = option(0, help="seed of sampling and of every random generator")

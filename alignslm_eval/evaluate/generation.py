@@ -130,12 +130,15 @@ def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str
 def evaluate_generation_task(
     name: str, task: GenerationTask, prompts: list[Prompt], data_dir: Path, lm: UnitLM,
     tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
+    prompts_per_batch: int = 8,
 ) -> TaskEntry:
+    """Sample, vocode, transcribe and score the task's continuations (`prompts_per_batch` prompts per sampling
+    call: samples do not depend on it) and aggregate the scores."""
     started = time.time()
     scorers = prepare_scorers(task.scorers, components, task.scorer_settings)
     run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
                                  task.prompt_seconds, task.spec.dedup)
-    items = run.sample(prompts, lm, tokenizer)
+    items = run.sample(prompts, lm, tokenizer, prompts_per_batch=prompts_per_batch)
     scores, pipeline = score_continuations(run, items, prompts, scorers, components)
     pipeline["prompt_seconds"] = task.prompt_seconds
     result = task.aggregate(scores).to_json()

@@ -270,7 +270,7 @@ def evaluate(
             if isinstance(t.task, GenerationTask):
                 task_results[t.spec.name] = evaluate_generation_task(
                     t.spec.name, t.task, t.data, t.data_dir, lm, tokenizer, settings.components,
-                    settings.output_dir, settings.seed, settings.log_samples)
+                    settings.output_dir, settings.seed, settings.log_samples, settings.batch_size)
             else:
                 task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
     finally:

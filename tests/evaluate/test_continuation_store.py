@@ -234,6 +234,28 @@ def test_continuations_are_reproducible_and_independent_of_other_prompts(setup):
     assert all(c.min() >= 0 and c.max() < lm.vocab.n_units for c in first if len(c))
 
 
+def test_eval_batch_size_sets_prompts_per_sampling_batch_and_changes_no_result(setup, tmp_path, monkeypatch):
+    root, model, text_lm = setup
+    calls = []
+    original = HFUnitLM.generate
+
+    def counting(self, prompts, *a, **k):
+        calls.append(len(prompts))
+        return original(self, prompts, *a, **k)
+
+    monkeypatch.setattr(HFUnitLM, "generate", counting)
+    results = {}
+    for batch in (1, 3):
+        calls.clear()
+        assert run_eval(root, model, text_lm, tmp_path / f"b{batch}", "--batch-size", str(batch)) == 0
+        assert max(calls) == min(batch, 3)
+        doc = json.loads(next((tmp_path / f"b{batch}" / "model").glob("results_*.json")).read_text())
+        results[batch] = {name: entry["result"] for name, entry in doc["tasks"].items()}
+        samples = sorted((tmp_path / f"b{batch}" / "model" / "continuations").glob("*/samples.jsonl"))
+        results[batch]["samples"] = [path.read_text() for path in samples]
+    assert results[1] == results[3]
+
+
 def test_sampling_in_batches_keeps_samples_and_rows_and_resumes_after_a_failed_batch(setup, tmp_path, monkeypatch):
     from alignslm_eval.api.model import SamplingConfig
     from alignslm_eval.evaluate.continuation_store import ContinuationRun
