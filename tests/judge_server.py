@@ -216,13 +216,8 @@ def _make_handler(server: JudgeServer) -> type[BaseHTTPRequestHandler]:
                 return
             data = self.rfile.read(length)
             route = urlsplit(self.path)
-            if route.path.rstrip("/") != "/v1/chat/completions":
-                self._error(404, f"no route {self.path}")
-                return
-            try:
-                body = json.loads(data)
-            except ValueError:
-                self._error(400, "body is not JSON")
+            body = self.posted_json("/v1/chat/completions", route.path, data)
+            if body is None:
                 return
             marker, behaviour, nth = server._register(body, self.headers.get("Authorization"), route.query)
             misbehave = behaviour.times is None or nth <= behaviour.times

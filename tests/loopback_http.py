@@ -4,9 +4,10 @@ machine) even if a test forgets to. Subclasses give the request handler (`handle
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Any, Optional
 
 
 class _Listener(ThreadingHTTPServer):
@@ -27,6 +28,20 @@ class LoopbackHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def _error(self, status: int, message: str) -> None:
+        raise NotImplementedError  # each server answers errors in its own protocol's shape
+
+    def posted_json(self, route: str, path: str, data: bytes) -> Any:
+        """The JSON body of a POST to `route` (`path` being the request's), or None once an error was answered."""
+        if path.rstrip("/") != route:
+            self._error(404, f"no route {self.path}")
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            self._error(400, "body is not JSON")
+            return None
 
 
 class LoopbackServer:

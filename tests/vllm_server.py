@@ -266,13 +266,8 @@ def _make_handler(server: VLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.rstrip("/") != "/v1/completions":
-                self._error(404, f"no route {self.path}")
-                return
-            try:
-                body = json.loads(data)
-            except ValueError:
-                self._error(400, "body is not JSON")
+            body = self.posted_json("/v1/completions", self.path, data)
+            if body is None:
                 return
             fault = server._register(body)
             try:
