@@ -75,7 +75,8 @@ class ModelOptions(Options):
     dtype: str = option("float32", choices=("float32", "bfloat16"), help="unit LM weights' dtype")
     engine_url: Optional[str] = option(
         None, must=(_http_url, "an http(s) URL, e.g. http://127.0.0.1:8000/v1"),
-        help="with --model-backend vllm: the OpenAI-compatible URL of the vLLM server that serves --model")
+        help="the OpenAI-compatible URL of a vLLM server: with --model-backend vllm (alignslm-eval) it serves --model; "
+             "alignslm-train samples each round through it (see docs/scaling.md)")
     engine_concurrency: int = option(8, must=(lambda v: v >= 1, "at least 1"),
                                      help="with --model-backend vllm: requests in flight at once")
 

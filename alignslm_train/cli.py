@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -150,13 +149,12 @@ def cmd_train(argv: Sequence[str]) -> int:
     config, model_options, tokenizer_options, pipeline, dpo = options_of(args)
     _check(args, stages, config, pipeline, model_options.device)
     world = World.from_env()
-    if world.size > 1 and (stages != ("dpo",) or config.eval_tasks):
-        raise UserError(f"{world.label}: only --stage dpo, without --eval-tasks, runs on several ranks yet; run the "
-                        "sample, score and pairs stages in one process first, then the dpo stage under torchrun")
     model_options = replace(model_options, device=world.device(model_options.device))
     from alignslm_eval.io.cache import default_cache_dir
-    from alignslm_train.dpo import check_target_modules
-    from alignslm_train.loop import COMPLETE, policy, rule_scorers, stage_dpo, stage_pairs, stage_sample, stage_score
+    from alignslm_eval.models.hf_unit_lm import HFUnitLM
+    from alignslm_train.dpo import check_target_modules, layer_skeleton
+    from alignslm_train.loop import (COMPLETE, policy, rule_scorers, sampling_run, stage_dpo, stage_pairs,
+                                     stage_sample, stage_score)
 
     settings = _result_settings(config, model_options, tokenizer_options, pipeline, dpo)
     settings = {s: settings[s] for stage in stages for s in STAGE_SECTIONS[stage]}
@@ -173,22 +171,28 @@ def cmd_train(argv: Sequence[str]) -> int:
         if args.stage == "all" and (config.round_dir(k) / COMPLETE).is_file():
             print(f"round {k}: already complete, skipped", file=sys.stderr)
             continue
-        lm = policy(config, k, model_options)  # refuses a round whose previous one is unfinished
+        lm = policy(config, k, model_options, world)  # refuses a round whose previous one is unfinished
         config.round_dir(k).mkdir(parents=True, exist_ok=True)
         if "dpo" in stages:
-            check_target_modules(lm.model, dpo)
+            check_target_modules(lm.model if isinstance(lm, HFUnitLM) else layer_skeleton(config.model), dpo)
         if components is None:
             # Every round's policy lives on the base model's directory, so these are built once.
             model_dir = lm.describe().get("local_dir")
             tokenizer = build_tokenizer(tokenizer_options, model_dir)
             lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
             components = build_pipeline(pipeline, model_dir, model_options.device)
-            scorers = rule_scorers(config, components) if "score" in stages else []
+            scorers = rule_scorers(config, components, world) if "score" in stages else []
             if world.writes_final_files:
                 _record(config.output_dir, {}, command)
-        run = stage_sample(config, k, lm, tokenizer) if "sample" in stages else _existing_run(config, k, lm, tokenizer)
+        if "sample" in stages:
+            run = stage_sample(config, k, lm, tokenizer, world)
+        else:
+            run = sampling_run(config, k, lm, tokenizer, world)
+            if not run.sampled():
+                raise UserError(f"round {k} has no continuations sampled with these settings; run --stage sample "
+                                f"--round {k}")
         if "score" in stages:
-            stage_score(config, k, run, components, scorers)
+            stage_score(config, k, run, components, scorers, world)
         if "pairs" in stages or "dpo" in stages:
             pairs = stage_pairs(config, k, run, write=world.writes_final_files)
             if world.writes_final_files:
@@ -200,23 +204,12 @@ def cmd_train(argv: Sequence[str]) -> int:
 
                 callbacks.append(EvalCallback(config.eval_tasks, config.eval_every, config.round_dir(k), lm.vocab,
                                               tokenizer, config.eval_data_root, config.eval_limit, cache_dir,
-                                              f"round-{k}", components))
+                                              f"round-{k}", components, world=world))
             adapter = stage_dpo(config, k, pairs, dpo, callbacks, world)
             if world.writes_final_files:
                 _record(config.output_dir, settings, command)
                 print(f"round {k}: adapter {adapter}", file=sys.stderr)
     return 0
-
-
-def _existing_run(config, k: int, lm, tokenizer):
-    """This configuration's sampled run of round k (not whichever run happens to be on disk)."""
-    from alignslm_eval.evaluate.continuation_store import ContinuationRun
-
-    run = ContinuationRun.create(config.round_dir(k) / "continuations", lm, tokenizer, config.sampling(),
-                                 config.prompt_seconds)
-    if not (run.root / "samples.jsonl").is_file():
-        raise UserError(f"round {k} has no continuations sampled with these settings; run --stage sample --round {k}")
-    return run
 
 
 def cmd_merge(argv: Sequence[str]) -> int:
@@ -229,7 +222,7 @@ def cmd_merge(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     from alignslm_eval.io.cache import default_cache_dir
     from alignslm_eval.models.adapters import MERGED_FROM_FILE
-    from alignslm_eval.models.hf_unit_lm import HFUnitLM
+    from alignslm_train.loop import merge_adapter
 
     if not Path(args.adapter).is_dir():
         raise UserError(f"--adapter {args.adapter}: directory does not exist; pass a round's adapter dir, e.g. "
@@ -243,21 +236,7 @@ def cmd_merge(argv: Sequence[str]) -> int:
     except OSError as e:
         raise UserError(f"--output {out}: cannot create it ({e.strerror or e}); give a directory path")
     model = resolve_model(args.model, args.cache_dir or default_cache_dir()).path
-    lm = HFUnitLM.from_args(model, adapter=args.adapter)
-    lm.model.save_pretrained(args.output)
-    lm.vocab.save(args.output)
-    source = Path(lm.describe()["local_dir"])
-    # The speech tokenizer and vocoder the base model names travel with the merged checkpoint.
-    for spec_name in ("alignslm_tokenizer.json", "alignslm_vocoder.json"):
-        spec = source / spec_name
-        if spec.is_file():
-            shutil.copy(spec, args.output / spec_name)
-            for value in json.loads(spec.read_text()).get("args", {}).values():
-                if isinstance(value, str) and (source / value).is_file():
-                    shutil.copy(source / value, args.output / value)
-    write_text(args.output / MERGED_FROM_FILE, json.dumps(
-        {"model": args.model, "local_dir": lm.describe().get("local_dir"), "adapter": lm.describe().get("adapter")},
-        indent=2) + "\n")
+    merge_adapter(model, Path(args.adapter), out, shown_model=args.model)
     print(f"merged checkpoint: {args.output}")
     return 0
 

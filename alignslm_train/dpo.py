@@ -208,6 +208,15 @@ def check_target_modules(model: torch.nn.Module, settings: DPOSettings) -> None:
                         f"comma-separated layer names such as {','.join(known[:10])}")
 
 
+def layer_skeleton(checkpoint: str) -> torch.nn.Module:
+    """The checkpoint's layers without weights (on the meta device): what `check_target_modules` needs when the
+    sampling policy is served elsewhere (vLLM) and no torch model is loaded yet."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(checkpoint))
+
+
 def per_device_batch(settings: DPOSettings, world_size: int) -> int:
     """Pairs each rank takes per forward pass, so that ranks x accumulation x this = `settings.batch_size`: the
     optimiser sees the same batch, and so takes the same steps, at every world size."""

@@ -27,7 +27,8 @@ from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.evaluate.continuation_store import ContinuationRun, find_prompts, key_of
 from alignslm_eval.io.jsonl import read_jsonl
 from alignslm_eval.io.errors import UserError
-from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, write_base_record
+from alignslm_eval.api.model import UnitLM
+from alignslm_eval.models.adapters import ADAPTER_CHAIN_FILE, MERGED_FROM_FILE, write_base_record
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
 from alignslm_eval.evaluate.generation import PipelineComponents, prepare_scorers, score_continuations
 from alignslm_eval.evaluate.world import World
@@ -47,34 +48,94 @@ def previous_adapter(config: AlignConfig, k: int) -> Optional[Path]:
     return adapter
 
 
-def policy(config: AlignConfig, k: int, model: Optional[ModelOptions] = None) -> HFUnitLM:
+def policy(config: AlignConfig, k: int, model: Optional[ModelOptions] = None, world: World = World()) -> UnitLM:
     """The model that samples round k: the base with rounds 1..k-1 applied. `model` gives the loading options (device,
-    unit mapping); the checkpoint is always `config.model`."""
+    unit mapping); the checkpoint is always `config.model`. With `model.engine_url` the policy samples through that
+    vLLM server, which must serve the base model (round 1) or round k-1's policy merged into one checkpoint,
+    `round-<k-1>/merged/` (written here on first use: vLLM applies no adapter chain)."""
     adapter = previous_adapter(config, k)
     options = replace(model or ModelOptions(model=config.model), model=config.model, model_backend="hf",
                       adapter=str(adapter) if adapter else None)
-    return build_unit_lm(options)
+    if not options.engine_url:
+        return build_unit_lm(options)
+    checkpoint = config.model
+    if adapter is not None:
+        merged = config.round_dir(k - 1) / "merged"
+        world.rank0_first(lambda: _merge_once(Path(config.model), adapter, merged, world))
+        checkpoint = str(merged)
+    return build_unit_lm(replace(options, model=checkpoint, model_backend="vllm", adapter=None))
 
 
-def stage_sample(config: AlignConfig, k: int, lm: HFUnitLM, tokenizer) -> ContinuationRun:
+def _merge_once(model: Path, adapter: Path, out: Path, world: World) -> None:
+    if world.rank == 0 and not (out / MERGED_FROM_FILE).is_file():
+        merge_adapter(str(model), adapter, out)
+
+
+def merge_adapter(model: str, adapter: Path, out: Path, shown_model: Optional[str] = None) -> None:
+    """Write `model` with `adapter` (and the chain of rounds under it) merged in to `out`, beside the unit
+    vocabulary, the speech tokenizer and vocoder specs, and a record of what was merged (`MERGED_FROM_FILE`)."""
+    lm = HFUnitLM.from_args(model, adapter=str(adapter))
+    out.mkdir(parents=True, exist_ok=True)
+    lm.model.save_pretrained(out)
+    lm.vocab.save(out)
+    source = Path(lm.describe()["local_dir"])
+    # The speech tokenizer and vocoder the base model names travel with the merged checkpoint.
+    for spec_name in ("alignslm_tokenizer.json", "alignslm_vocoder.json"):
+        spec = source / spec_name
+        if spec.is_file():
+            shutil.copy(spec, out / spec_name)
+            for value in json.loads(spec.read_text()).get("args", {}).values():
+                if isinstance(value, str) and (source / value).is_file():
+                    shutil.copy(source / value, out / value)
+    # Written last: a merged dir with this record is complete.
+    write_text(out / MERGED_FROM_FILE, json.dumps(
+        {"model": shown_model or model, "local_dir": lm.describe().get("local_dir"),
+         "adapter": lm.describe().get("adapter")}, indent=2) + "\n")
+
+
+def sampling_run(config: AlignConfig, k: int, lm: UnitLM, tokenizer, world: World = World()) -> ContinuationRun:
+    """Round k's continuation run under this configuration (made on first use, then reopened)."""
+    return ContinuationRun.create(config.round_dir(k) / "continuations", lm, tokenizer, config.sampling(),
+                                  config.prompt_seconds, world=world)
+
+
+def stage_sample(config: AlignConfig, k: int, lm: UnitLM, tokenizer, world: World = World()) -> ContinuationRun:
+    """Sample the round's prompts; under several ranks each samples its share, and all wait for the last."""
     prompts = find_prompts(config.prompts, config.prompt_seconds)
-    run = ContinuationRun.create(config.round_dir(k) / "continuations", lm, tokenizer, config.sampling(),
-                                 config.prompt_seconds)
-    run.sample(prompts, lm, tokenizer)
+    run = sampling_run(config, k, lm, tokenizer, world)
+    run.sample(world.mine(prompts, key=lambda p: p.id), lm, tokenizer)
+    world.barrier()
     return run
 
 
-def rule_scorers(config: AlignConfig, components: PipelineComponents) -> list[ContinuationScorer]:
+def rule_scorers(config: AlignConfig, components: PipelineComponents, world: World = World()
+                 ) -> list[ContinuationScorer]:
     """The pair rule's scorers and auto-BLEU (the same scorers the eval tasks use), ready before sampling."""
-    return prepare_scorers(RULE_SCORERS[config.pair_rule], components)
+    return prepare_scorers(RULE_SCORERS[config.pair_rule], components, world=world)
 
 
 def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: PipelineComponents,
-                scorers: list[ContinuationScorer]) -> Path:
-    """Score every sample of the round with `scorers` (from rule_scorers)."""
-    items = run.items()
-    scores, _ = score_continuations(run, items, run.prompts(), scorers, components)
+                scorers: list[ContinuationScorer], world: World = World()) -> Path:
+    """Score every sample of the round with `scorers` (from rule_scorers): each rank vocodes, transcribes and
+    scores its share of the prompts; then rank 0 writes scores.jsonl from every rank's logs, and all wait for it."""
+    prompts = run.prompts()
+    mine = {p.id for p in world.mine(prompts, key=lambda p: p.id)}
+    score_continuations(run, [i for i in run.items() if i.prompt_id in mine], [p for p in prompts if p.id in mine],
+                        scorers, components)
+    world.barrier()
     path = config.round_dir(k) / "scores.jsonl"
+    if world.writes_final_files:
+        _write_scores(path, run, components, scorers)
+    world.barrier()
+    return path
+
+
+def _write_scores(path: Path, run: ContinuationRun, components: PipelineComponents,
+                  scorers: list[ContinuationScorer]) -> None:
+    """scores.jsonl: every sample of `run` with each scorer's value and status, read from the run's (every rank's)
+    logs: nothing is scored or retried again here."""
+    items = run.items()
+    scores, _ = score_continuations(run, items, run.prompts(), scorers, components, retry=False)
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, item in enumerate(items):
             f.write(json.dumps({"run": run.root.name, "prompt_id": item.prompt_id, "sample": item.sample,
@@ -82,7 +143,6 @@ def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: P
                                 "prompt_text": item.prompt_text, "units": item.units,
                                 "scores": {m: v[i].value for m, v in scores.items()},
                                 "status": {m: v[i].status for m, v in scores.items()}}) + "\n")
-    return path
 
 
 def unscored_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -122,7 +182,7 @@ def stage_pairs(config: AlignConfig, k: int, run: ContinuationRun, write: bool =
         raise UserError(f"round {k}: scoring failed for {failed} of {len(rows)} samples ({reasons}), so no pairs are "
                         "made from partial scores; rerun the same command to retry only those, or pass "
                         f"--allow-unscored to train on the scored samples{refused}")
-    prompt_units = {r["prompt_id"]: r["prompt_units"] for r in read_jsonl(run.root / "samples.jsonl")}
+    prompt_units = {prompt_id: r["prompt_units"] for prompt_id, r in run.sampled().items()}
     candidates: dict[str, Candidate] = {}
     for r in rows:
         c = candidates.setdefault(r["prompt_id"], Candidate(r["prompt_id"], prompt_units[r["prompt_id"]],

@@ -181,7 +181,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     model_dir = lm.describe().get("local_dir")
     tokenizer = build_tokenizer(tokenizer_options, model_dir)
     lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
-    settings.components = build_pipeline(pipeline_options, model_dir, model_options.device)
+    settings.components = build_pipeline(pipeline_options, model_dir, world.device(model_options.device))
     results, path = evaluate(tasks, lm, tokenizer, settings)
     if results is None:
         if not world.group:

@@ -12,6 +12,11 @@ re-transcribes or re-asks the judge for a finished item.
 
 Re-scoring reads the recorded descriptions, so it can reuse a run's wavs and transcripts without loading the vocoder
 or the ASR that made them (`recorded`; `vocode` and `transcribe` without the component).
+
+Under several processes (`World`) each appends to logs of its own (`samples.rank<R>.jsonl`, ...: `io.rank_files`)
+and every reader reads all of them, so the stages shard by prompt and a run resumes at any world size. Only one
+process writes a run's records (run.json, the components' descriptions): rank 0 of a process group, or each
+`--shard` job for itself (the same content, replaced atomically).
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.audio import file_sha256, load_audio
 from alignslm_eval.io.errors import UserError
-from alignslm_eval.io.jsonl import open_append, read_jsonl
+from alignslm_eval.io.jsonl import open_append, read_every_rank
 from alignslm_eval.api.results import write_json
 from alignslm_eval.io.units import from_frames
+from alignslm_eval.evaluate.world import World
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +121,12 @@ def find_prompts(data_dir: Path, prompt_seconds: float, alignment: Optional[Path
 class ContinuationRun:
     """One model's continuations of one prompt set under one sampling configuration, kept in one directory.
 
-    `create` makes (or reopens) the directory keyed by model, tokenizer, sampling and prompt settings; `open`
-    reopens an existing one (re-scoring needs no model)."""
+    `create` makes (or reopens) the directory keyed by model, tokenizer, sampling and prompt settings; the
+    constructor reopens an existing one (re-scoring needs no model). `world`: this process's share and own logs."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, world: World = World()):
         self.root = Path(root)
+        self.world = world
         if not (self.root / "run.json").is_file():
             raise UserError(f"{self.root}: not a continuation run directory (no run.json); pass the run_dir "
                             "recorded in a results file")
@@ -127,14 +134,19 @@ class ContinuationRun:
 
     @classmethod
     def create(cls, parent: Path, lm: UnitLM, tokenizer: SpeechTokenizer, sampling: SamplingConfig,
-               prompt_seconds: float = 3.0, dedup: bool = True) -> "ContinuationRun":
+               prompt_seconds: float = 3.0, dedup: bool = True, world: World = World()) -> "ContinuationRun":
         # The sampler is named: another sampler draws other samples from the same model, seed and settings.
-        identity = {"model": lm.describe(), "tokenizer": tokenizer.fingerprint(), "sampling": asdict(sampling),
+        model = lm.describe()
+        # The device kind, not its index: ranks on cuda:0 and cuda:1 sample into the same run.
+        model = {**model, "device": str(model["device"]).split(":")[0]} if "device" in model else model
+        identity = {"model": model, "tokenizer": tokenizer.fingerprint(), "sampling": asdict(sampling),
                     "sampler": lm.sampler, "prompt_seconds": prompt_seconds, "dedup": dedup}
         root = Path(parent) / key_of(identity)
-        root.mkdir(parents=True, exist_ok=True)
-        write_text(root / "run.json", json.dumps(identity, indent=2, default=str) + "\n")
-        return cls(root)
+        if _records(world):
+            root.mkdir(parents=True, exist_ok=True)
+            write_text(root / "run.json", json.dumps(identity, indent=2, default=str) + "\n")
+        world.barrier()  # the other ranks open the run once it is recorded
+        return cls(root, world)
 
     def recorded(self, kind: str) -> Optional[dict[str, Any]]:
         """The description of the one vocoder (`kind="vocoder"`) or ASR (`"asr"`) whose output this run holds, or
@@ -153,33 +165,39 @@ class ContinuationRun:
 
     def dataset_sha256(self, prompts: Sequence[Prompt]) -> str:
         """sha256 over each sampled prompt's id, audio hash and cut point (a CTM's effect included), in id order."""
-        rows = {r["prompt_id"]: r for r in read_jsonl(self.root / "samples.jsonl")}
+        rows = self.sampled()
         h = hashlib.sha256()
         for pid in sorted(p.id for p in prompts):
             h.update(f"{pid}\t{rows[pid]['audio_sha256']}\t{rows[pid]['requested_cut_s']}\n".encode())
         return h.hexdigest()
 
+    def sampled(self) -> dict[str, dict[str, Any]]:
+        """Prompt id -> its samples.jsonl row, from every process's log, in prompt id order (whichever rank
+        sampled a prompt, and in whatever order)."""
+        rows = {r["prompt_id"]: r for r in read_every_rank(self.root / "samples.jsonl")}
+        return dict(sorted(rows.items()))
+
     def prompts(self) -> list[Prompt]:
-        """The sampled prompts, as recorded."""
-        return [Prompt(r["prompt_id"], Path(r["audio"]), r["reference"], r["cut_s"])
-                for r in read_jsonl(self.root / "samples.jsonl")]
+        """The sampled prompts, as recorded, in id order."""
+        return [Prompt(r["prompt_id"], Path(r["audio"]), r["reference"], r["cut_s"]) for r in self.sampled().values()]
 
     def items(self) -> list[Continuation]:
-        """Every recorded continuation, in prompt then sample order."""
+        """Every recorded continuation, in prompt id then sample order."""
         return [_continuation(r, k, units)
-                for r in read_jsonl(self.root / "samples.jsonl") for k, units in enumerate(r["continuations"])]
+                for r in self.sampled().values() for k, units in enumerate(r["continuations"])]
 
     # -- stage 1: prompts and sampling ---------------------------------------------------------------------------
 
-    def sample(self, prompts: Sequence[Prompt], lm: UnitLM, tokenizer: SpeechTokenizer,
+    def sample(self, prompts: Sequence[Prompt], lm: Optional[UnitLM], tokenizer: Optional[SpeechTokenizer],
                prompts_per_batch: int = 8) -> list[Continuation]:
         """Sample the prompts not sampled yet, `prompts_per_batch` prompts per `lm.generate` call; each batch's
-        rows are on disk before the next starts, so a killed run resumes with its finished prompts kept."""
+        rows are on disk before the next starts, so a killed run resumes with its finished prompts kept. Without
+        `lm` (reading what other ranks sampled) a prompt not sampled yet is a UserError."""
         if prompts_per_batch < 1:
             raise ValueError(f"prompts_per_batch {prompts_per_batch}: must be at least 1")
         sampling = SamplingConfig(**self.identity["sampling"])
         prompt_seconds, dedup = self.identity["prompt_seconds"], self.identity["dedup"]
-        done = {row["prompt_id"]: row for row in read_jsonl(self.root / "samples.jsonl")}
+        done = self.sampled()
         for p in prompts:
             row = done.get(p.id)
             # A prompt id already sampled must still be the same audio cut at the same place.
@@ -189,7 +207,10 @@ class ContinuationRun:
                 raise UserError(f"{p.path}: prompt {p.id} changed (audio or cut point) since it was sampled into "
                                 f"{self.root}; write to a new output dir or delete that run")
         todo = [p for p in prompts if p.id not in done]
-        with open_append(self.root / "samples.jsonl") as log, \
+        if todo and lm is None:
+            raise UserError(f"{self.root}: holds no samples of {len(todo)} prompt(s) (e.g. {todo[0].id}); a rank "
+                            "stopped before sampling them: rerun the same command to sample what is missing")
+        with open_append(self.world.own_file(self.root / "samples.jsonl")) as log, \
                 tqdm(total=len(todo), desc="sampling continuations", unit="prompt", disable=not todo) as progress:
             for start in range(0, len(todo), prompts_per_batch):
                 batch = todo[start : start + prompts_per_batch]
@@ -228,12 +249,12 @@ class ContinuationRun:
 
         folder = self.root / "wav" / key_of(description)
         folder.mkdir(parents=True, exist_ok=True)
-        if vocoder is not None:
+        if vocoder is not None and _records(self.world):
             write_json(folder / "vocoder.json", description)
         # Frames per unit as the vocoder used them, next to the wavs they made.
         durations_log = folder / "durations.jsonl"
-        durations = {row["key"]: row["durations"] for row in read_jsonl(durations_log)}
-        with open_append(durations_log) as log:
+        durations = {row["key"]: row["durations"] for row in read_every_rank(durations_log)}
+        with open_append(self.world.own_file(durations_log)) as log:
             for item in tqdm(items, desc="vocoding", unit="file"):
                 # The id's hash keeps names unique even when two ids flatten to the same text.
                 path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
@@ -264,10 +285,10 @@ class ContinuationRun:
         (None when no prompt has one)."""
         path = self.root / "transcripts" / f"{key_of(description)}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if asr is not None:
+        if asr is not None and _records(self.world):
             write_json(path.with_suffix(".json"), description)
-        done = {row["key"]: row["text"] for row in read_jsonl(path)}
-        cut = {row["prompt_id"]: row["cut_s"] for row in read_jsonl(self.root / "samples.jsonl")}
+        done = {row["key"]: row["text"] for row in read_every_rank(path)}
+        cut = {prompt_id: row["cut_s"] for prompt_id, row in self.sampled().items()}
         jobs: list[tuple[str, Any]] = []
         for p in prompts:
             if f"prompt:{p.id}" not in done:
@@ -280,7 +301,7 @@ class ContinuationRun:
         if jobs and asr is None:
             raise UserError(f"{path}: has no transcript of {len(jobs)} prompt(s) or sample(s) (e.g. {jobs[0][0]}; its "
                             f"ASR: {_summary(description)}); pass --asr to transcribe what is missing")
-        with open_append(path) as log:
+        with open_append(self.world.own_file(path)) as log:
             for start in tqdm(range(0, len(jobs), batch_size), desc="transcribing", unit="batch",
                               disable=not jobs):
                 batch = jobs[start : start + batch_size]
@@ -312,17 +333,24 @@ class ContinuationRun:
     # -- stage 4: scoring -----------------------------------------------------------------------------------------
 
     def score(self, items: list[Continuation], scorer: ContinuationScorer,
-              upstream: Optional[dict[str, Any]] = None) -> list[Score]:
+              upstream: Optional[dict[str, Any]] = None, retry: bool = True) -> list[Score]:
         """`upstream`: what produced the inputs the scorer reads (the vocoder's and the ASR's descriptions), part of
-        the score file's key so another ASR or vocoder never reuses these scores."""
+        the score file's key so another ASR or vocoder never reuses these scores. `retry`: whether stored scores
+        that are not final (errors, see ContinuationScorer.is_final) are tried again; rank 0 reading the others'
+        scores keeps them as they are, as a run in one process would."""
         path = self.root / "scores" / f"{scorer.metric}-{key_of([scorer.describe(), upstream or {}])}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")
-        # Scores that are not final (errors, see ContinuationScorer.is_final) are tried again.
-        stored = {row["key"]: Score(row["value"], row["status"], row.get("detail", {})) for row in read_jsonl(path)}
-        done = {key: s for key, s in stored.items() if scorer.is_final(s)}
+        if _records(self.world):
+            write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")
+        stored: dict[str, Score] = {}
+        for row in read_every_rank(path):
+            s = Score(row["value"], row["status"], row.get("detail", {}))
+            # A final score stands whichever rank's log holds it; otherwise the latest attempt does.
+            if row["key"] not in stored or not scorer.is_final(stored[row["key"]]):
+                stored[row["key"]] = s
+        done = stored if not retry else {key: s for key, s in stored.items() if scorer.is_final(s)}
         todo = [i for i in items if _item_key(i) not in done]
-        with open_append(path) as log:
+        with open_append(self.world.own_file(path)) as log:
             # Chunks: the scorer may batch or run requests concurrently within one, and each finished chunk is on
             # disk before the next starts.
             for start in tqdm(range(0, len(todo), SCORE_CHUNK), desc=f"scoring {scorer.metric}", unit="chunk",
@@ -336,6 +364,11 @@ class ContinuationRun:
                     log.write(json.dumps({"key": _item_key(item), **s.to_json()}) + "\n")
                 log.flush()
         return [done[_item_key(i)] for i in items]
+
+
+def _records(world: World) -> bool:
+    """Whether this process writes the run's records: rank 0 of a process group, or any process without one."""
+    return world.rank == 0 or not world.group
 
 
 def read_generated(path: str | Path, sample_rate: int = 16000) -> np.ndarray:

@@ -19,6 +19,7 @@ from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.io.atomic import replacing
 from alignslm_eval.evaluate.continuation_store import ContinuationRun, Prompt
+from alignslm_eval.evaluate.world import World
 
 
 @dataclass
@@ -60,11 +61,12 @@ def _needs(scorers: list[ContinuationScorer]) -> set[str]:
 
 
 def prepare_scorers(names: Sequence[str], components: PipelineComponents,
-                    settings: Optional[Mapping[str, Any]] = None) -> list[ContinuationScorer]:
+                    settings: Optional[Mapping[str, Any]] = None, world: World = World()) -> list[ContinuationScorer]:
     """The named scorers (run options, with a task's scorer `settings` on top) and the vocoder and ASR they need,
     built before any sampling (and kept), so a missing judge key or a bad --vocoder / --asr fails at once rather
-    than after the continuations are sampled."""
-    options = {**components.scorer_options, **(settings or {})}
+    than after the continuations are sampled. `world` reaches the scorers as the option "world" (the judge keeps
+    an answer cache file per rank)."""
+    options = {**components.scorer_options, **(settings or {}), "world": world}
     scorers = [SCORERS.get(n).from_options(options) for n in names]
     if _needs(scorers) & {"wav", "text"} and components.recorded_vocoder is None:
         components.vocoder()
@@ -75,9 +77,10 @@ def prepare_scorers(names: Sequence[str], components: PipelineComponents,
 
 def score_continuations(
     run: ContinuationRun, items: list[Continuation], prompts: list[Prompt], scorers: list[ContinuationScorer],
-    components: PipelineComponents,
+    components: PipelineComponents, retry: bool = True,
 ) -> tuple[dict[str, list[Score]], dict[str, Any]]:
-    """Vocode and transcribe what the scorers need (reusing what the run already has), then score."""
+    """Vocode and transcribe what the scorers need (reusing what the run already has), then score; `retry`: as
+    `ContinuationRun.score` has it."""
     needs = _needs(scorers)
     pipeline: dict[str, Any] = {"run_dir": str(run.root), "sampling": run.identity["sampling"]}
     if needs & {"wav", "text"}:
@@ -95,7 +98,7 @@ def score_continuations(
         upstream = {"vocoder": pipeline.get("vocoder")}
         if "text" in s.needs:
             upstream["asr"] = pipeline.get("asr")
-        scores[s.metric] = run.score(items, s, upstream)
+        scores[s.metric] = run.score(items, s, upstream, retry)
     pipeline["scorers"] = {s.metric: {"direction": s.metric_info.direction, **s.describe()} for s in scorers}
     return scores, pipeline
 
@@ -130,16 +133,25 @@ def write_samples_log(path: Path, items: list[Continuation], scores: Mapping[str
 def evaluate_generation_task(
     name: str, task: GenerationTask, prompts: list[Prompt], data_dir: Path, lm: UnitLM,
     tokenizer: SpeechTokenizer, components: PipelineComponents, output_dir: Path, seed: int, log_samples: bool,
-    prompts_per_batch: int = 8,
-) -> TaskEntry:
+    prompts_per_batch: int = 8, world: World = World(),
+) -> Optional[TaskEntry]:
     """Sample, vocode, transcribe and score the task's continuations (`prompts_per_batch` prompts per sampling
-    call: samples do not depend on it) and aggregate the scores."""
+    call: samples do not depend on it) and aggregate the scores. Each process does its `world` share of the
+    prompts; where it writes the final files, the entry is made from every rank's logs (None elsewhere)."""
     started = time.time()
-    scorers = prepare_scorers(task.scorers, components, task.scorer_settings)
+    scorers = prepare_scorers(task.scorers, components, task.scorer_settings, world)
     run = ContinuationRun.create(output_dir / "continuations", lm, tokenizer, task.sampling(seed),
-                                 task.prompt_seconds, task.spec.dedup)
-    items = run.sample(prompts, lm, tokenizer, prompts_per_batch=prompts_per_batch)
-    scores, pipeline = score_continuations(run, items, prompts, scorers, components)
+                                 task.prompt_seconds, task.spec.dedup, world)
+    mine = world.mine(prompts, key=lambda p: p.id)
+    items = run.sample(mine, lm, tokenizer, prompts_per_batch=prompts_per_batch)
+    scores, pipeline = score_continuations(run, items, mine, scorers, components)
+    world.barrier()  # every rank's share is in its logs
+    if not world.writes_final_files:
+        return None
+    if world.size > 1:
+        # Everything is on disk: this reads the other ranks' logs and computes nothing, retries nothing.
+        items = run.sample(prompts, None, None)
+        scores, pipeline = score_continuations(run, items, prompts, scorers, components, retry=False)
     pipeline["prompt_seconds"] = task.prompt_seconds
     result = task.aggregate(scores).to_json()
     files: dict[str, Any] = {"run_dir": str(run.root)}

@@ -27,9 +27,10 @@ from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.audio import file_sha256, load_audio
 from alignslm_eval.io.cache import UnitCache, fold_rank_files
 from alignslm_eval.io.jsonl import open_append
+from alignslm_eval.io.rank_files import every_file
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.evaluate.generation import PipelineComponents, evaluate_generation_task
-from alignslm_eval.evaluate.world import World, own_log, stage_logs
+from alignslm_eval.evaluate.world import World
 from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary, recorded_metric_info
 from alignslm_eval.io.units import Units, from_frames
 
@@ -134,9 +135,6 @@ def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[Prepare
     prepared = []
     for spec in specs:
         task = TASK_KINDS.get(spec.kind)(spec)
-        if isinstance(task, GenerationTask) and settings.world.size > 1:
-            raise UserError(f"task {spec.name}: generation tasks do not run sharded yet ({settings.world.label}); "
-                            "run them in one process, without torchrun or --shard")
         data_dir = task_data_dir(spec, settings)
         if isinstance(task, GenerationTask):
             data = task.load_prompts(data_dir)[: settings.limit]
@@ -178,13 +176,13 @@ def evaluate_task(
             sort_keys=True, default=str,
         ).encode()
     ).hexdigest()[:16]
-    items_dir, stem = settings.output_dir / "items", f"{spec.name}-{run_key}"
-    items_dir.mkdir(parents=True, exist_ok=True)
-    scores = {k: v for k, v in _read_item_logs(stage_logs(items_dir, stem, ".jsonl")).items() if k in data.items}
+    items_log = settings.output_dir / "items" / f"{spec.name}-{run_key}.jsonl"
+    items_log.parent.mkdir(parents=True, exist_ok=True)
+    scores = {k: v for k, v in _read_item_logs(every_file(items_log)).items() if k in data.items}
     todo = [i for i in mine if i.key not in scores]
     sequences = [units[i.key].units if spec.dedup else units[i.key].frames() for i in todo]
 
-    with open_append(own_log(items_dir, stem, ".jsonl", world)) as log, tqdm(
+    with open_append(world.own_file(items_log)) as log, tqdm(
         total=len(mine), initial=len(mine) - len(todo), desc=f"{spec.name}: scoring", unit="file"
     ) as bar:
 
@@ -203,12 +201,12 @@ def evaluate_task(
     world.barrier()  # every rank's share is in its log
     if not world.writes_final_files:
         return None
-    logs = stage_logs(items_dir, stem, ".jsonl")
+    logs = every_file(items_log)
     if world.size > 1:
         scores = {k: v for k, v in _read_item_logs(logs).items() if k in data.items}
     missing = [i.key for i in items if i.key not in scores]
     if missing:
-        raise UserError(f"task {spec.name}: {len(missing)} item(s) have no score in {items_dir} (e.g. {missing[0]}); "
+        raise UserError(f"task {spec.name}: {len(missing)} item(s) have no score in {items_log.parent} (e.g. {missing[0]}); "
                         "a rank stopped before finishing: rerun the same command to score them")
     scorer = SCORERS.get(spec.scorer)
     reduced = {k: ll.reduced(spec.reduction) for k, ll in scores.items()}
@@ -270,7 +268,7 @@ def evaluate(
             if isinstance(t.task, GenerationTask):
                 task_results[t.spec.name] = evaluate_generation_task(
                     t.spec.name, t.task, t.data, t.data_dir, lm, tokenizer, settings.components,
-                    settings.output_dir, settings.seed, settings.log_samples, settings.batch_size)
+                    settings.output_dir, settings.seed, settings.log_samples, settings.batch_size, world)
             else:
                 task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
     finally:

@@ -11,14 +11,15 @@ Nothing a rank finished is lost when the world size changes: logs are keyed by i
 from __future__ import annotations
 
 import atexit
-import glob
 import heapq
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TypeVar
 
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.rank_files import own_file
 
 T = TypeVar("T")
 
@@ -78,11 +79,27 @@ class World:
         """`cuda` means this rank's own GPU, cuda:LOCAL_RANK, when several ranks share a node."""
         return f"cuda:{self.local_rank}" if device == "cuda" and self.group else device
 
+    def own_file(self, main: Path) -> Path:
+        """The file this process writes in place of `main` (`io.rank_files`): one per rank, never shared."""
+        return own_file(main, self.rank, self.size)
+
     def barrier(self) -> None:
+        """Wait for every rank. The wait has a group of its own with a long timeout: ranks finish a stage hours
+        apart at scale, and a rank that dies is reported by torchrun, not by this timeout."""
         if self.group:
             import torch.distributed as dist
 
-            dist.barrier()
+            dist.barrier(group=_wait_group())
+
+    def from_rank0(self, value: T) -> T:
+        """Rank 0's `value`, on every rank of a process group (a picklable object; unchanged without a group)."""
+        if not self.group:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0, group=_wait_group())
+        return box[0]
 
     def rank0_first(self, work: Callable[[], T]) -> T:
         """`work()` on rank 0, then on the others: for a build into a shared cache (the demo) that one rank makes."""
@@ -113,13 +130,16 @@ def shard_of(costs: dict[str, float], size: int) -> dict[str, int]:
     return owners
 
 
-def stage_logs(folder: Path, stem: str, suffix: str) -> list[Path]:
-    """Every log of one stage that exists: the lone process's `stem+suffix` and each rank's `stem.rank<R>+suffix`,
-    whatever world size wrote them."""
-    logs = [folder / (stem + suffix)] + sorted(folder.glob(f"{glob.escape(stem)}.rank*{suffix}"))
-    return [p for p in logs if p.is_file()]
+#: how long a rank waits at a barrier for the others (a stage's imbalance at scale, not a failure detector)
+BARRIER_TIMEOUT = timedelta(hours=24)
+_WAIT_GROUP = []
 
 
-def own_log(folder: Path, stem: str, suffix: str, world: World) -> Path:
-    """The log this process appends to: one file per rank, so no two processes ever append to the same file."""
-    return folder / (stem + suffix if world.size == 1 else f"{stem}.rank{world.rank}{suffix}")
+def _wait_group():
+    """A gloo group over every rank, made once (collectively, on first use), for barriers alone: the default
+    group's timeout stays short for the collectives DDP runs on it."""
+    if not _WAIT_GROUP:
+        import torch.distributed as dist
+
+        _WAIT_GROUP.append(dist.new_group(backend="gloo", timeout=BARRIER_TIMEOUT))
+    return _WAIT_GROUP[0]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
 
+from alignslm_eval.io.rank_files import every_file, rank_files
 from alignslm_eval.io.units import Units
 
 if TYPE_CHECKING:
@@ -38,11 +39,11 @@ class UnitCache:
         folder = Path(root) / "units"
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{tokenizer_fingerprint}.sqlite"
-        own = self.path if world is None or world.size == 1 else folder / f"{tokenizer_fingerprint}.rank{world.rank}.sqlite"
+        own = self.path if world is None else world.own_file(self.path)
         self._db = sqlite3.connect(own, timeout=LOCK_TIMEOUT_S)
         self._db.execute(_TABLE)
         self._db.commit()
-        others = [p for p in [self.path, *rank_files(self.path)] if p != own and p.is_file()]
+        others = [p for p in every_file(self.path) if p != own]
         self._readers = {p: sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=LOCK_TIMEOUT_S) for p in others}
 
     def get_many(self, hashes: Iterable[str]) -> dict[str, Units]:
@@ -90,11 +91,6 @@ def _select(db: sqlite3.Connection, wanted: list[str]) -> dict[str, Units]:
         for h, u, d in rows:
             found[h] = Units(np.frombuffer(u, dtype=np.int64).copy(), np.frombuffer(d, dtype=np.int64).copy())
     return found
-
-
-def rank_files(main: Path) -> list[Path]:
-    """The per-rank files beside the main cache file `main`."""
-    return sorted(main.parent.glob(f"{main.stem}.rank*.sqlite"))
 
 
 def fold_rank_files(main: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from alignslm_eval.io.atomic import write_text
+from alignslm_eval.io.rank_files import every_file
 
 
 def open_append(path: Path) -> TextIO:
@@ -42,6 +43,11 @@ def _whole_lines(path: Path) -> tuple[list[str], list[tuple[str, Any]]]:
 def read_jsonl(path: Path) -> list[Any]:
     """The records of a JSONL log (none when it does not exist), without a line a kill cut short."""
     return [value for _, value in _whole_lines(path)[1]] if path.is_file() else []
+
+
+def read_every_rank(main: Path) -> list[Any]:
+    """The records of `main` and of every per-rank log beside it (`io.rank_files`), in that file order."""
+    return [value for path in every_file(main) for value in read_jsonl(path)]
 
 
 def keep_whole_lines(path: Path, keep: Callable[[dict[str, Any]], bool] = lambda row: True) -> None:

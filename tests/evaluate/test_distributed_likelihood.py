@@ -87,14 +87,6 @@ def test_shard_jobs_then_one_process_recomputes_nothing_already_scored(setup, tm
     assert metrics(doc) == metrics(results(tmp_path / "alone")[0])
 
 
-def test_generation_tasks_are_refused_when_sharded(setup, tmp_path, capsys):
-    data, model = setup
-    code = main(["--model", str(model), "--tasks", "signal_quality", "--data-root", str(data), "--output-path",
-                 str(tmp_path), "--shard", "1/2"])
-    err = capsys.readouterr().err
-    assert code == 2 and "generation tasks do not run sharded yet (shard 1/2)" in err and len(err.splitlines()) == 1
-
-
 def test_a_rank_log_that_is_not_text_is_named_on_one_line(setup, tmp_path, capsys):
     data, model = setup
     out, cache = tmp_path / "runs", tmp_path / "cache"

@@ -1,9 +1,8 @@
 import random
-from pathlib import Path
 
 import pytest
 
-from alignslm_eval.evaluate.world import World, own_log, parse_shard, shard_of, stage_logs
+from alignslm_eval.evaluate.world import World, parse_shard, shard_of
 from alignslm_eval.io.errors import UserError
 
 
@@ -38,12 +37,3 @@ def test_only_rank_0_of_a_group_or_a_lone_process_writes_final_files() -> None:
     assert not World(rank=0, size=2).writes_final_files  # a --shard job leaves them to the merging run
     assert World(rank=1, size=2, local_rank=1, group=True).device("cuda") == "cuda:1"
     assert World(rank=1, size=2).device("cuda") == "cuda" and World().device("cpu") == "cpu"
-
-
-def test_stage_logs_are_found_whatever_world_size_wrote_them(tmp_path: Path) -> None:
-    lone = own_log(tmp_path, "task-key", ".jsonl", World())
-    ranks = [own_log(tmp_path, "task-key", ".jsonl", World(rank=r, size=3)) for r in range(3)]
-    assert lone.name == "task-key.jsonl" and ranks[2].name == "task-key.rank2.jsonl"
-    for path in [lone, *ranks, tmp_path / "task-other.rank0.jsonl"]:
-        path.write_text("")
-    assert stage_logs(tmp_path, "task-key", ".jsonl") == [lone, *ranks]

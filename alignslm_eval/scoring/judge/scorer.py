@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Sequence, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Sequence, cast
 
 from alignslm_eval.api.registry import register_scorer
 from alignslm_eval.api.results import MetricInfo
@@ -19,6 +19,9 @@ from alignslm_eval.scoring.judge.cache import AnswerCache, cache_key, default_ju
 from alignslm_eval.scoring.judge.client import JudgeClient, Outcome
 from alignslm_eval.scoring.judge.retry import RetryPolicy
 from alignslm_eval.scoring.judge.templates import PROMPTS_DIR, load_template, render_prompt
+
+if TYPE_CHECKING:
+    from alignslm_eval.evaluate.world import World
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class LLMJudge(ContinuationScorer):
         prompt_path: Optional[Path] = None,
         answer_pattern: str = BOXED_PATTERN,
         retry_unparsable: bool = False,
+        world: Optional["World"] = None,
     ):
         if not model:
             raise UserError(f"the {self.name} scorer needs a judge model: pass --judge-model NAME (e.g. gpt-4o)")
@@ -84,7 +88,7 @@ class LLMJudge(ContinuationScorer):
                                   timeout_s=timeout_s, retry=retry, temperature=temperature, max_tokens=max_tokens)
         self._cache: Optional[AnswerCache] = None
         if use_cache:
-            self._cache = AnswerCache(Path(cache_dir) if cache_dir else default_judge_cache_dir())
+            self._cache = AnswerCache(Path(cache_dir) if cache_dir else default_judge_cache_dir(), world)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "LLMJudge":
@@ -106,6 +110,7 @@ class LLMJudge(ContinuationScorer):
             prompt_path=Path(prompt) if prompt else None,
             answer_pattern=_option(options, "judge_answer_pattern", BOXED_PATTERN),
             retry_unparsable=bool(_option(options, "judge_retry_unparsable", False)),
+            world=options.get("world"),
         )
 
     def messages(self, prompt_text: str, text: str) -> list[dict[str, str]]:

@@ -82,3 +82,23 @@ def test_a_judge_cache_that_cannot_be_used_is_a_one_line_error_keeping_what_it_h
         with GPT4oScore.from_options(options(server, tmp_path / "cache")) as scorer:
             server.reset_counts()
             assert scorer.score([marked(0, "#first#")])[0].value == 3.0 and server.total == 0
+
+
+def test_each_rank_writes_a_cache_file_of_its_own_and_every_process_reads_them_all(tmp_path):
+    from alignslm_eval.evaluate.world import World
+    from alignslm_eval.scoring.judge.cache import AnswerCache
+
+    ranks = [AnswerCache(tmp_path, World(rank=r, size=2, group=True)) for r in range(2)]
+    ranks[0].put("k0", "\\boxed{1}", "m", None)
+    ranks[1].put("k1", "\\boxed{2}", "m", None)
+    for cache in ranks:
+        cache.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.rank0.sqlite", "answers.rank1.sqlite"]
+    alone = AnswerCache(tmp_path)  # a later run at another world size finds both ranks' answers
+    assert alone.get_many(["k0", "k1", "k2"]) == {"k0": "\\boxed{1}", "k1": "\\boxed{2}"}
+    alone.put("k2", "\\boxed{3}", "m", None)
+    alone.close()
+    assert (tmp_path / "answers.sqlite").is_file()
+    rank1 = AnswerCache(tmp_path, World(rank=1, size=2, group=True))
+    assert rank1.get_many(["k0", "k2"]) == {"k0": "\\boxed{1}", "k2": "\\boxed{3}"}
+    rank1.close()
