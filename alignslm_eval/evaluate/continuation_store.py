@@ -48,6 +48,8 @@ from alignslm_eval.evaluate.world import World
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+#: what a samples.jsonl row must hold to be read (rows of every earlier version do)
+SAMPLE_FIELDS = ("prompt_id", "audio", "audio_sha256", "cut_s", "reference", "prompt_units", "continuations")
 SCORE_CHUNK = 64
 #: CTM entries that mark silence or noise rather than a word (Kaldi, MFA, HTK conventions): never a cut point or text
 NON_WORDS = frozenset({"", "sil", "sp", "spn", "<eps>", "<sil>", "!sil", "<silence>", "[sil]", "<noise>", "[noise]"})
@@ -174,7 +176,7 @@ class ContinuationRun:
     def sampled(self) -> dict[str, dict[str, Any]]:
         """Prompt id -> its samples.jsonl row, from every process's log, in prompt id order (whichever rank
         sampled a prompt, and in whatever order)."""
-        rows = {r["prompt_id"]: r for r in read_every_rank(self.root / "samples.jsonl")}
+        rows = {r["prompt_id"]: r for r in read_every_rank(self.root / "samples.jsonl", SAMPLE_FIELDS)}
         return dict(sorted(rows.items()))
 
     def prompts(self) -> list[Prompt]:
@@ -253,7 +255,7 @@ class ContinuationRun:
             write_json(folder / "vocoder.json", description)
         # Frames per unit as the vocoder used them, next to the wavs they made.
         durations_log = folder / "durations.jsonl"
-        durations = {row["key"]: row["durations"] for row in read_every_rank(durations_log)}
+        durations = {row["key"]: row["durations"] for row in read_every_rank(durations_log, ("key", "durations"))}
         with open_append(self.world.own_file(durations_log)) as log:
             for item in tqdm(items, desc="vocoding", unit="file"):
                 # The id's hash keeps names unique even when two ids flatten to the same text.
@@ -287,7 +289,7 @@ class ContinuationRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         if asr is not None and _records(self.world):
             write_json(path.with_suffix(".json"), description)
-        done = {row["key"]: row["text"] for row in read_every_rank(path)}
+        done = {row["key"]: row["text"] for row in read_every_rank(path, ("key", "text"))}
         cut = {prompt_id: row["cut_s"] for prompt_id, row in self.sampled().items()}
         jobs: list[tuple[str, Any]] = []
         for p in prompts:
@@ -343,7 +345,7 @@ class ContinuationRun:
         if _records(self.world):
             write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")
         stored: dict[str, Score] = {}
-        for row in read_every_rank(path):
+        for row in read_every_rank(path, ("key", "value", "status")):
             s = Score(row["value"], row["status"], row.get("detail", {}))
             # A final score stands whichever rank's log holds it; otherwise the latest attempt does.
             if row["key"] not in stored or not scorer.is_final(stored[row["key"]]):

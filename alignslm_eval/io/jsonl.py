@@ -45,9 +45,12 @@ def read_jsonl(path: Path) -> list[Any]:
     return [value for _, value in _whole_lines(path)[1]] if path.is_file() else []
 
 
-def read_every_rank(main: Path) -> list[Any]:
-    """The records of `main` and of every per-rank log beside it (`io.rank_files`), in that file order."""
-    return [value for path in every_file(main) for value in read_jsonl(path)]
+def read_every_rank(main: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The records of `main` and of every per-rank log beside it (`io.rank_files`), in that file order. A record
+    that is no JSON object holding every one of `fields` (a line from another version, an edit) counts as a line a
+    kill cut short: its work is redone."""
+    return [value for path in every_file(main) for value in read_jsonl(path)
+            if isinstance(value, dict) and all(f in value for f in fields)]
 
 
 def keep_whole_lines(path: Path, keep: Callable[[dict[str, Any]], bool] = lambda row: True) -> None:

@@ -551,3 +551,28 @@ def test_two_rescorings_in_one_second_keep_both_files(setup, tmp_path, capsys, m
     assert set(first["tasks"]["rescore"]["result"]["metrics"]) == {"auto_bleu"}
     assert set(second["tasks"]["rescore"]["result"]["metrics"]) == {"silence_ratio"}
     assert second["tasks"]["rescore"]["files"]["samples"].endswith("rescored_2026-12-02T00-00-00_2_samples.jsonl")
+
+
+def test_log_lines_of_another_shape_are_redone_not_a_traceback(setup, tmp_path, monkeypatch):
+    """A line that is JSON but not a record of its log (an edit, another version) counts as a line a kill cut short:
+    only its work is redone, and the results are those of an untouched run."""
+    root, model, text_lm = setup
+    out = tmp_path / "runs"
+    assert run_eval(root, model, text_lm, out) == 0
+    first = json.loads(next((out / "model").glob("results_*.json")).read_text())
+    logs = [p for p in (out / "model" / "continuations").rglob("*.jsonl")]
+    assert {p.parent.name for p in logs} >= {"transcripts", "scores"} and any(p.name == "samples.jsonl" for p in logs)
+    for log in logs:
+        lines = log.read_text().splitlines()
+        # The first record loses its key fields; garbage of other shapes is added.
+        broken = {k: v for k, v in json.loads(lines[0]).items() if k not in ("key", "prompt_id")}
+        log.write_text("\n".join([json.dumps(broken), "[1, 2]", "null", "7", *lines[1:]]) + "\n")
+    generated = []
+    original = HFUnitLM.generate
+    monkeypatch.setattr(HFUnitLM, "generate", lambda self, prompts, *a, **k: generated.extend(prompts)
+                        or original(self, prompts, *a, **k))
+    assert run_eval(root, model, text_lm, out) == 0
+    # The first prompt of each sampling run (the two tasks may share one), and nothing else.
+    assert len(generated) == sum(p.name == "samples.jsonl" for p in logs) > 0
+    last = json.loads(sorted((out / "model").glob("results_*.json"))[-1].read_text())
+    assert ({t: e["result"] for t, e in last["tasks"].items()} == {t: e["result"] for t, e in first["tasks"].items()})

@@ -172,7 +172,9 @@ def _scored_round(tmp_path, statuses: list[list[str]]):
     (run_root / "run.json").write_text("{}")
     with open(run_root / "samples.jsonl", "w") as f, open(config.round_dir(1) / "scores.jsonl", "w") as s:
         for i, row in enumerate(statuses):
-            f.write(json.dumps({"prompt_id": f"p{i}", "prompt_units": [1, 2]}) + "\n")
+            f.write(json.dumps({"prompt_id": f"p{i}", "audio": f"p{i}.wav", "audio_sha256": "0" * 64, "cut_s": 3.0,
+                                "requested_cut_s": 3.0, "reference": None, "prompt_units": [1, 2], "seed": i,
+                                "continuations": [[k] for k in range(len(row))]}) + "\n")
             for k, status in enumerate(row):
                 value = float(k + 1) if status == "ok" else None
                 s.write(json.dumps({"run": "run0", "prompt_id": f"p{i}", "sample": k, "text": f"text {i} {k}",
