@@ -238,7 +238,7 @@ def _config_special_ids(config: dict[str, Any], lm_config: Any) -> dict[str, int
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
         value = getattr(lm_config, name, None)
         for token_id in value if isinstance(value, list) else [value]:
-            if isinstance(token_id, int) and not isinstance(token_id, bool):
+            if isinstance(token_id, int) and not isinstance(token_id, bool) and token_id >= 0:
                 reserved.setdefault(f"config.json {name}", token_id)
     return reserved
 
@@ -265,7 +265,11 @@ def _what_fits(checkpoint: Path, config: dict[str, Any], lm_config: Any, vocab: 
 
 
 def _config_token_id(checkpoint: Path, lm_config: Any, name: str) -> Optional[int]:
+    """The config's `name` id; a negative one is none (LLaMA conversions of 2023 write `pad_token_id: -1` for "no
+    pad token"): padding then uses any token, masked out."""
     value = getattr(lm_config, name, None)
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return None
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise UserError(f"{checkpoint / 'config.json'}: {name} is {value!r}, not one token id; write the unit vocabulary "

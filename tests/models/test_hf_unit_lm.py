@@ -297,3 +297,19 @@ def test_a_stored_vocabulary_states_its_own_specials_whatever_the_config_says(tm
     UnitVocabulary.slam(N_UNITS).save(tmp_path)
     lm = HFUnitLM.from_args(str(tmp_path))
     assert lm.vocab == UnitVocabulary.slam(N_UNITS)
+
+
+def test_a_negative_pad_token_id_means_none_and_padded_batches_score_as_alone(tmp_path):
+    """LLaMA conversions of 2023 write `pad_token_id: -1` ("no pad token"); padded batches must still work."""
+    path = save_twist_llama(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "pad_token_id": -1}))
+    lm = HFUnitLM.from_args(str(path))
+    assert lm.vocab.pad_id is None and lm.vocab.bos_id == config["bos_token_id"]
+    seqs = random_sequences(6, seed=5)
+    alone = [lm.loglikelihood([s], LikelihoodProtocol())[0].sum for s in seqs]
+    batched = [ll.sum for ll in lm.loglikelihood(seqs, LikelihoodProtocol(), batch_size=6)]
+    assert batched == pytest.approx(alone, abs=1e-4)
+    rows = lm.generate(seqs[:3], SamplingConfig(n=2, max_new_tokens=8), [1, 2, 3])
+    assert [len(r) for r in rows] == [2, 2, 2]
+    assert all(((c >= 0) & (c < N_UNITS)).all() for r in rows for c in r)
