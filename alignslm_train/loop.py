@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from alignslm_eval.api.scorer import ContinuationScorer
+from alignslm_eval.api.scorer import Continuation, ContinuationScorer, Score
 from alignslm_eval.components import ModelOptions, build_unit_lm
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.evaluate.continuation_store import ContinuationRun, find_prompts, key_of
@@ -61,14 +61,11 @@ def policy(config: AlignConfig, k: int, model: Optional[ModelOptions] = None, wo
     checkpoint = config.model
     if adapter is not None:
         merged = config.round_dir(k - 1) / "merged"
-        world.rank0_first(lambda: _merge_once(Path(config.model), adapter, merged, world))
+        if world.rank == 0 and not (merged / MERGED_FROM_FILE).is_file():
+            merge_adapter(config.model, adapter, merged)
+        world.barrier()  # the other ranks connect once the merged checkpoint is complete
         checkpoint = str(merged)
     return build_unit_lm(replace(options, model=checkpoint, model_backend="vllm", adapter=None))
-
-
-def _merge_once(model: Path, adapter: Path, out: Path, world: World) -> None:
-    if world.rank == 0 and not (out / MERGED_FROM_FILE).is_file():
-        merge_adapter(str(model), adapter, out)
 
 
 def merge_adapter(model: str, adapter: Path, out: Path, shown_model: Optional[str] = None) -> None:
@@ -120,22 +117,23 @@ def stage_score(config: AlignConfig, k: int, run: ContinuationRun, components: P
     scores its share of the prompts; then rank 0 writes scores.jsonl from every rank's logs, and all wait for it."""
     prompts = run.prompts()
     mine = {p.id for p in world.mine(prompts, key=lambda p: p.id)}
-    score_continuations(run, [i for i in run.items() if i.prompt_id in mine], [p for p in prompts if p.id in mine],
-                        scorers, components)
+    items = [i for i in run.items() if i.prompt_id in mine]
+    scores, _ = score_continuations(run, items, [p for p in prompts if p.id in mine], scorers, components)
     world.barrier()
     path = config.round_dir(k) / "scores.jsonl"
     if world.writes_final_files:
-        _write_scores(path, run, components, scorers)
+        if world.size > 1:
+            # Every rank's scores, read from their logs: nothing is scored or retried again here.
+            items = run.items()
+            scores, _ = score_continuations(run, items, prompts, scorers, components, retry=False)
+        _write_scores(path, run, items, scores)
     world.barrier()
     return path
 
 
-def _write_scores(path: Path, run: ContinuationRun, components: PipelineComponents,
-                  scorers: list[ContinuationScorer]) -> None:
-    """scores.jsonl: every sample of `run` with each scorer's value and status, read from the run's (every rank's)
-    logs: nothing is scored or retried again here."""
-    items = run.items()
-    scores, _ = score_continuations(run, items, run.prompts(), scorers, components, retry=False)
+def _write_scores(path: Path, run: ContinuationRun, items: list[Continuation],
+                  scores: dict[str, list[Score]]) -> None:
+    """scores.jsonl: every sample of `run` with each scorer's value and status."""
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, item in enumerate(items):
             f.write(json.dumps({"run": run.root.name, "prompt_id": item.prompt_id, "sample": item.sample,

@@ -11,6 +11,7 @@ Nothing a rank finished is lost when the world size changes: logs are keyed by i
 from __future__ import annotations
 
 import atexit
+import functools
 import heapq
 import os
 from datetime import timedelta
@@ -132,14 +133,12 @@ def shard_of(costs: dict[str, float], size: int) -> dict[str, int]:
 
 #: how long a rank waits at a barrier for the others (a stage's imbalance at scale, not a failure detector)
 BARRIER_TIMEOUT = timedelta(hours=24)
-_WAIT_GROUP = []
 
 
+@functools.cache
 def _wait_group():
     """A gloo group over every rank, made once (collectively, on first use), for barriers alone: the default
     group's timeout stays short for the collectives DDP runs on it."""
-    if not _WAIT_GROUP:
-        import torch.distributed as dist
+    import torch.distributed as dist
 
-        _WAIT_GROUP.append(dist.new_group(backend="gloo", timeout=BARRIER_TIMEOUT))
-    return _WAIT_GROUP[0]
+    return dist.new_group(backend="gloo", timeout=BARRIER_TIMEOUT)

@@ -268,10 +268,10 @@ def _config_token_id(checkpoint: Path, lm_config: Any, name: str) -> Optional[in
     """The config's `name` id; a negative one is none (LLaMA conversions of 2023 write `pad_token_id: -1` for "no
     pad token"): padding then uses any token, masked out."""
     value = getattr(lm_config, name, None)
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if value is None:
         return None
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
     raise UserError(f"{checkpoint / 'config.json'}: {name} is {value!r}, not one token id; write the unit vocabulary "
                     f"to {VOCAB_FILE} (fields {list(UnitVocabulary.__dataclass_fields__)}) to say which token it is")
 
