@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Trains 2 steps of 4 pairs on the tiny model; every rank runs it, and only rank 0 may write the adapter.
 SCRIPT = """
+import os
 import sys
 from pathlib import Path
 from alignslm_eval.models.hf_unit_lm import HFUnitLM
@@ -28,7 +29,8 @@ from tests.train.test_dpo import synthetic_pairs
 lm = HFUnitLM.from_args(sys.argv[1])
 settings = DPOSettings(batch_size=4, max_steps=2, learning_rate=5e-3, save_steps=1000, logging_steps=1)
 result = train_dpo(lm.model, lm.vocab, synthetic_pairs(8), Path(sys.argv[2]), settings)
-print("steps", result.steps)
+# One file per rank: ranks printing to one stdout interleave their lines.
+Path(sys.argv[2], "steps.rank" + os.environ.get("RANK", "0")).write_text(str(result.steps))
 """
 
 
@@ -38,7 +40,8 @@ def train(world: int, model: Path, out: Path) -> dict[str, torch.Tensor]:
                            str(world), "--no-python", sys.executable, "-c", SCRIPT, str(model),
                            str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("steps 2") == world
+    assert sorted((p.name, p.read_text()) for p in out.glob("steps.rank*")) == [(f"steps.rank{r}", "2")
+                                                                               for r in range(world)]
     return load_file(str(out / "adapter" / "adapter_model.safetensors"))
 
 
