@@ -241,9 +241,16 @@ def cmd_merge(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_report(argv: Sequence[str]) -> int:
+    from alignslm_eval.cli.report import train_main
+    return train_main(list(argv))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command("alignslm-train", lambda: cmd_merge(argv[1:]) if argv[:1] == ["merge"] else cmd_train(argv),
+    commands = {"merge": cmd_merge, "report": cmd_report}
+    command = commands.get(argv[0]) if argv else None
+    return run_command("alignslm-train", lambda: command(argv[1:]) if command else cmd_train(argv),
                        "finished stages and items are saved, rerun the same command to resume")
 
 

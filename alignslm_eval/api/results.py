@@ -255,4 +255,22 @@ def markdown_summary(results: dict[str, Any]) -> str:
                     f"| {task} | {breakdown}: {group} | {_fmt(m['value'], share)} | {_fmt(m['stderr'], share)} "
                     f"| {m['n']} |"
                 )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _protocol_lines(results)) + "\n"
+
+
+def _protocol_lines(results: dict[str, Any]) -> list[str]:
+    """How each likelihood task scored: the named protocol (and what --set changed on it) and its resolved values."""
+    yes = {True: "yes", False: "no"}
+    rows = []
+    for task, entry in results["tasks"].items():
+        spec = entry.get("protocol") or {}
+        if "pipeline" in entry or "add_bos" not in spec:
+            continue
+        preset = spec.get("preset") or {}
+        name = preset.get("name", "not recorded")
+        changed = ", ".join(f"{k}={v}" for k, v in (preset.get("overridden_by_set") or {}).items())
+        rows.append(f"| {task} | {name}{f' (--set {changed})' if changed else ''} | {yes.get(spec.get('add_bos'))} | "
+                    f"{yes.get(spec.get('add_eos'))} | {spec.get('reduction')} | {yes.get(spec.get('dedup'))} |")
+    if not rows:
+        return []
+    return ["", "| task | protocol | BOS | EOS | log-likelihood | dedup |", "|---|---|---|---|---|---|", *rows]

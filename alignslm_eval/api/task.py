@@ -8,13 +8,14 @@ likelihoods into a per-choice score. The task kind supplies `load` (dataset) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
 from alignslm_eval.api.model import LikelihoodProtocol
+from alignslm_eval.api.protocol import ProtocolPreset, resolve_overrides
 from alignslm_eval.io.errors import UserError
 
 
@@ -99,6 +100,8 @@ class TaskSpec:
     version: int
     #: the template files `source` includes, nearest first; `source` alone does not state their fields
     includes: tuple[str, ...]
+    #: the named protocol the values came from (alignslm_eval.api.protocol.ProtocolPreset.record), when one did
+    preset: Optional[dict[str, Any]] = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,7 @@ class TaskSpec:
             "source": self.source,
             "includes": list(self.includes),
             "citation": self.citation,
+            **({"preset": self.preset} if self.preset is not None else {}),
         }
 
 
@@ -283,9 +287,11 @@ def task_files(include_paths: tuple[Path, ...] = ()) -> dict[str, Path]:
 
 
 def load_specs(
-    names: list[str], include_paths: tuple[Path, ...] = (), overrides: Optional[dict[str, dict[str, Any]]] = None
+    names: list[str], include_paths: tuple[Path, ...] = (), overrides: Optional[dict[str, dict[str, Any]]] = None,
+    preset: Optional[ProtocolPreset] = None,
 ) -> list[TaskSpec]:
-    """Specs for the named tasks (`all` = every task), with per-task `--set` overrides applied."""
+    """Specs for the named tasks (`all` = every task), with a named protocol's values (`preset`) and then the per-task
+    `--set` overrides applied."""
     files = task_files(include_paths)
     if names == ["all"]:
         names = sorted(files)
@@ -293,11 +299,14 @@ def load_specs(
     unknown = [n for n in list(names) + list(overrides) if n not in files]
     if unknown:
         raise UserError(f"unknown task(s) {', '.join(unknown)}; available: {', '.join(sorted(files))}")
+    merged, replaced = resolve_overrides(preset, names, overrides) if preset else (overrides, {})
     specs = []
     for name in names:
-        spec = parse_spec(files[name], overrides.get(name))
+        spec = parse_spec(files[name], merged.get(name))
         if spec.name != name:
             raise UserError(f"{files[name]}: field task is {spec.name!r} but the file is named {name}.yaml")
+        if preset is not None:
+            spec = replace(spec, preset=preset.record(name, replaced.get(name, {})))
         specs.append(spec)
     return specs
 

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from alignslm_eval.api.options import Options, add_options, from_namespace, option
+from alignslm_eval.api.protocol import DEFAULT_PROTOCOL, all_presets, load_preset, preset_files
 from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, build_pipeline,
                                       build_tokenizer, build_unit_lm, resolve_model, tokenizer_source,
                                       unrunnable_tasks)
@@ -64,6 +65,12 @@ class RunOptions(Options):
     task_settings: list[str] = option(default_factory=list, flag="--set", metavar="TASK.KEY=VALUE",
                                       help="override a task setting, e.g. swuggy.split=test or "
                                            "sstorycloze.reduction=sum")
+    protocol: str = option(DEFAULT_PROTOCOL, must=(lambda v: v in preset_files(),
+                                                   "one of " + ", ".join(preset_files())),
+                           help="named scoring protocol (tasks/protocols/NAME.yaml): alignslm (the task files' own "
+                                "values), slamkit or twist; sets BOS/EOS, sum or mean, dedup per task and the unit "
+                                "LM's dtype as that toolkit scores (docs/scoring-protocol.md). --set and --dtype "
+                                "still override one value")
     include_path: list[Path] = option(default_factory=list, help="extra folder of task YAMLs")
     output_path: Path = option(Path("runs"), must=directory_rule("--output-path"),
                                help="results go under OUTPUT/<model name>/")
@@ -113,9 +120,20 @@ def recorded_settings(*options: Options) -> dict[str, Any]:
     return {k: redact_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
 
+def given_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the flags `argv` gives (however abbreviated), as against those left at their default."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(parser.parse_args(argv)))
+
+
 def cmd_run(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     model_options, run_options = from_namespace(ModelOptions, args), from_namespace(RunOptions, args)
+    preset = load_preset(run_options.protocol)
+    if "dtype" in preset.model and "dtype" not in given_flags(run_parser(), argv):
+        model_options = replace(model_options, dtype=preset.model["dtype"].value)
     tokenizer_options, pipeline_options = from_namespace(TokenizerOptions, args), from_namespace(PipelineOptions, args)
     from alignslm_eval.api.task import load_specs
     from alignslm_eval.evaluate.likelihood import EvalSettings, evaluate, prepare_tasks
@@ -137,7 +155,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         # Task files and --set values are checked before the demo is built (a first build takes a minute or more).
         from alignslm_eval.api.registry import TASK_KINDS
 
-        for spec in load_specs(requested, include_paths, overrides):
+        for spec in load_specs(requested, include_paths, overrides, preset):
             TASK_KINDS.get(spec.kind)(spec)
     world = World.from_env(run_options.shard)
     # One rank builds the demo into the shared cache; the others then find it built.
@@ -147,7 +165,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         # The demo builds the SALMon parts a TTS can make; the override is recorded in the results.
         overrides.setdefault("salmon", {}).setdefault("parts", list(resolved.demo.salmon_parts))
     pipeline_options.text_lm = pipeline_options.text_lm or resolved.text_lm
-    specs = load_specs(requested, include_paths, overrides)
+    specs = load_specs(requested, include_paths, overrides, preset)
     scorer_options = pipeline_options.scorer_options(model_options.device)
     skipped = unrunnable_tasks(specs, scorer_options) if requested == ["all"] else {}
     for name, reason in skipped.items():
@@ -217,6 +235,9 @@ def cmd_ls(argv: Sequence[str]) -> int:
     print("tasks:")
     for name, path in task_files(tuple(args.include_path)).items():
         print(f"  {name:16s} {path}")
+    print("scoring protocols (--protocol):")
+    for preset in all_presets():
+        print(f"  {preset.name:16s} {preset.description} [{preset.path}]")
     for title, registry in (("model back-ends", MODELS), ("speech tokenizers", TOKENIZERS), ("vocoders", VOCODERS),
                             ("ASR", ASRS), ("task kinds", TASK_KINDS), ("scorers", SCORERS)):
         print(f"{title}: {', '.join(registry.names())}")
@@ -315,7 +336,13 @@ def cmd_score(argv: Sequence[str]) -> int:
     return _report_unscored_tasks(doc)
 
 
-COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd_score}
+def cmd_report(argv: Sequence[str]) -> int:
+    # imported on use: the report's module is not needed to score
+    from alignslm_eval.cli.report import eval_main
+    return eval_main(list(argv))
+
+
+COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd_score, "report": cmd_report}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
