@@ -156,6 +156,9 @@ class Row:
     missing: dict[Column, str] = field(default_factory=dict)
     headlines: list[Column] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: task -> the named protocol (preset) its scoring fields are, where one is (runs: recorded or matched; reference
+    #: rows: as their source states)
+    presets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -382,14 +385,10 @@ def task_protocol(doc: dict[str, Any], task: str, shown: str) -> Protocol:
     settings = json.dumps(spec.get("settings") or {}, sort_keys=True)
     data_text = (f"sha256 {str(sha)[:12]}" + (f", first {limit} choices" if limit else "")
                  + (f", settings {settings}" if spec.get("settings") else ""))
-    yes = {True: "yes", False: "no"}
+    scoring = likelihood_fields(spec)
     protocol = {
         "tokenizer": known(f"fp:{fp}", f"{tok_text} (fingerprint {fp})", bool(fp)),
-        "reduction": known(str(spec.get("reduction")), str(spec.get("reduction")), "reduction" in spec),
-        "bos_eos": known(f"{spec.get('add_bos')}/{spec.get('add_eos')}",
-                         f"BOS {yes.get(spec.get('add_bos'), '?')}, EOS {yes.get(spec.get('add_eos'), '?')}",
-                         "add_bos" in spec and "add_eos" in spec),
-        "dedup": known(str(spec.get("dedup")), yes.get(spec.get("dedup"), str(spec.get("dedup"))), "dedup" in spec),
+        **{name: scoring.get(name) or known("", "", False) for name in ("reduction", "bos_eos", "dedup")},
         "dataset": known(f"{sha}/{limit}/{settings}", data_text, bool(sha)),
     }
     if isinstance(entry.get("pipeline"), dict):
@@ -398,6 +397,39 @@ def task_protocol(doc: dict[str, Any], task: str, shown: str) -> Protocol:
             del protocol[name]
         protocol[GENERATION_FIELD] = _generation(entry["pipeline"])
     return protocol
+
+
+def likelihood_fields(spec: dict[str, Any]) -> dict[str, ProtocolField]:
+    """The reduction, BOS/EOS and dedup fields of a task's recorded protocol (or a preset's values), those it has:
+    the one spelling that runs and reference rows naming a preset share, so that they compare equal."""
+    yes = {True: "yes", False: "no"}
+    out = {}
+    if "reduction" in spec:
+        out["reduction"] = ProtocolField(str(spec["reduction"]), str(spec["reduction"]))
+    if "add_bos" in spec and "add_eos" in spec:
+        out["bos_eos"] = ProtocolField(f"{spec['add_bos']}/{spec['add_eos']}",
+                                       f"BOS {yes.get(spec['add_bos'], '?')}, EOS {yes.get(spec['add_eos'], '?')}")
+    if "dedup" in spec:
+        out["dedup"] = ProtocolField(str(spec["dedup"]), yes.get(spec["dedup"], str(spec["dedup"])))
+    return out
+
+
+def preset_covers(name: str, task: str) -> tuple[str, ...]:
+    """The protocol fields (reduction, bos_eos, dedup) the preset `name` sets for `task`."""
+    from alignslm_eval.api.protocol import load_preset
+
+    return tuple(likelihood_fields(load_preset(name).task_values(task)))
+
+
+def recorded_preset(task: str, spec: dict[str, Any]) -> Optional[str]:
+    """The named protocol a task's recorded values are: the preset the run named, when --set changed none of its
+    values, else any preset whose values they all equal (a run that spelled slamkit's rule out in --set flags)."""
+    from alignslm_eval.api.protocol import matching_preset
+
+    named = spec.get("preset") or {}
+    if named.get("name") and not named.get("overridden_by_set") and named.get("set_by_preset"):
+        return str(named["name"])
+    return matching_preset(task, spec)
 
 
 def _generation(pipeline: dict[str, Any]) -> ProtocolField:
@@ -454,6 +486,9 @@ def _row(group: list[_Run]) -> Row:
                 continue
             row.protocols[task] = task_protocol(run.doc, task, run.shown)
             row.task_files[task] = run.shown
+            preset = None if "pipeline" in entry else recorded_preset(task, entry.get("protocol") or {})
+            if preset:
+                row.presets[task] = preset
             _add_task(row, task, entry["result"], task_metric_info(run.path, task, entry), run.shown)
     files = sorted(set(row.task_files.values()))
     row.source = files[0] if len(files) == 1 else f"{len(files)} results files"

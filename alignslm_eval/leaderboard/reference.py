@@ -14,6 +14,7 @@ from typing import Any, Optional
 import yaml
 
 import alignslm_eval
+from alignslm_eval.api.protocol import ProtocolPreset, load_preset, preset_files
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.leaderboard.collect import (
     GENERATION_FIELD,
@@ -24,6 +25,7 @@ from alignslm_eval.leaderboard.collect import (
     Protocol,
     ProtocolField,
     Row,
+    likelihood_fields,
     registered_column,
     value_problem,
 )
@@ -105,14 +107,36 @@ def _row(path: Path, where: str, entry: Any, sources: dict[str, Source]) -> Row:
     stated = {**source.protocol, **_protocol_fields(path, f"{where}.protocol", entry.get("protocol") or {})}
     row = Row(name=name, size=str(entry.get("size") or ""), adapter=str(entry.get("adapter") or ""),
               source=source.key, kind="topline" if entry.get("topline") else "reference")
+    preset = _preset(path, where, entry)
+    if preset is not None:
+        row.notes.append(f"Scored with {preset.name}'s protocol: {' '.join(str(entry['preset_basis']).split())}")
     for task, metrics in _mapping(path, entry, "results", where).items():
         if not isinstance(metrics, dict) or not metrics:
             raise UserError(f"{path}: {where}.results.{task} must map metric names to published values")
         row.protocols[str(task)] = _protocol(stated, source.key)
+        if preset is not None and preset.task_values(str(task)):
+            # the preset's values, spelled as a run records them, so a run scored with it compares equal
+            row.protocols[str(task)].update(likelihood_fields(preset.task_values(str(task))))
+            row.presets[str(task)] = preset.name
         for metric, published in metrics.items():
             column = registered_column(str(task), str(metric))
             row.values[column] = _measurement(path, f"{where}.results.{task}.{metric}", column, published)
     return row
+
+
+def _preset(path: Path, where: str, entry: dict[str, Any]) -> Optional[ProtocolPreset]:
+    """The named protocol a row's numbers were scored with (`preset`), with why that is known (`preset_basis`,
+    shown as the row's note); None when the row names none."""
+    if "preset" not in entry:
+        return None
+    basis = " ".join(str(entry.get("preset_basis") or "").split())
+    if not basis:
+        raise UserError(f"{path}: {where}.preset needs preset_basis: where the source states the protocol (or why "
+                        "it is known)")
+    if str(entry["preset"]) not in preset_files():
+        raise UserError(f"{path}: {where}.preset {entry['preset']!r} is not a protocol; choose one of "
+                        f"{', '.join(preset_files())} (tasks/protocols/)")
+    return load_preset(str(entry["preset"]))
 
 
 def _protocol(stated: dict[str, str], source: str) -> Protocol:

@@ -29,6 +29,7 @@ from alignslm_eval.leaderboard.collect import (
     Measurement,
     ProtocolField,
     Row,
+    preset_covers,
     registered_column,
 )
 from alignslm_eval.leaderboard.reference import Source
@@ -41,7 +42,8 @@ ARROWS = {"higher": "↑", "lower": "↓"}
 FIELD_LABELS = {"tokenizer": "tokenizer", "reduction": "likelihood", "bos_eos": "BOS/EOS", "dedup": "dedup",
                 "dataset": "dataset", GENERATION_FIELD: "generation"}
 LEGEND = ("↑ higher is better, ↓ lower is better. Accuracies in %; value ± standard error where the run recorded "
-          "one (published numbers have none). Bold: best in its column (toplines excluded). [n]: see notes.")
+          "one (published numbers have none). Bold: best in its column among the rows scored on the same dataset "
+          "with the same protocol (toplines excluded; a row with no such peer is not marked). [n]: see notes.")
 
 
 @dataclass(frozen=True)
@@ -140,14 +142,14 @@ def build_table(
     # A published row with nothing in the chosen columns is noise; a run row stays to show what it lacks.
     rows = [r for r in rows if r.kind == "run" or any(c in r.values for c in cols)]
     notes = _Notes()
-    best = {c: _best(rows, c) for c in cols}
+    best = {c: _best_by_peers(rows, c) for c in cols}
     differing = {c: _differing(rows, c) for c in cols}
     cells = []
     for row in rows:
         name = Cell(plain_text(row.name), notes=tuple(notes.number(n) for n in row.notes))
         line = [name, *(Cell(plain_text(text)) for text in (row.size, row.adapter, row.source))]
         for c in cols:
-            line.append(_cell(row, c, best[c], differing[c], notes))
+            line.append(_cell(row, c, best[c].get(_peer_key(row, c)), differing[c], notes))
         cells.append(line)
     used = {r.source for r in rows if r.kind != "run"}
     return Table(cols, [*HEAD, *(plain_text(column_label(c)) for c in cols)], list(rows), cells, notes.texts,
@@ -172,11 +174,30 @@ def _with_info(columns: Sequence[Column], rows: Sequence[Row]) -> list[Column]:
     return [held[c][0] if c in held else registered_column(c.task, c.metric) for c in columns]
 
 
-def _best(rows: Sequence[Row], column: Column) -> Optional[float]:
-    values = [r.values[column].value for r in rows if r.kind != "topline" and column in r.values]
-    if not values or column.direction is None:
-        return None
-    return max(values) if column.direction == "higher" else min(values)
+def _peer_key(row: Row, column: Column) -> tuple:
+    """What a value must share with another to be compared with it: the dataset and every protocol field (two
+    unstated fields are equal only within one source, an unrecorded one equals nothing)."""
+    if column.task not in row.protocols:
+        return ("no protocol", row.name, row.source)
+    fields: list[str] = list(PROTOCOL_FIELDS)
+    if GENERATION_FIELD in row.protocols[column.task]:
+        # a sampling task has no likelihood to reduce: its pipeline stands in their place
+        fields = [f for f in fields if f not in LIKELIHOOD_FIELDS or f in row.protocols[column.task]]
+        fields.append(GENERATION_FIELD)
+    return tuple(_field(row, column.task, f).key for f in fields)
+
+
+def _best_by_peers(rows: Sequence[Row], column: Column) -> dict[tuple, float]:
+    """The best value of each group of peers (`_peer_key`) that holds two rows or more; toplines are in no group.
+    A demo run on its own benchmark is thus never marked best above published models scored on another."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r.kind != "topline" and column in r.values:
+            groups.setdefault(_peer_key(r, column), []).append(r.values[column].value)
+    if column.direction is None:
+        return {}
+    pick = max if column.direction == "higher" else min
+    return {key: pick(values) for key, values in groups.items() if len(values) > 1}
 
 
 def _field(row: Row, task: str, name: str) -> ProtocolField:
@@ -212,13 +233,21 @@ def _cell(row: Row, column: Column, best: Optional[float], differing: list[str],
         fields = {f: _field(row, column.task, f) for f in differing}
         marks.append(notes.number(
             f"Scoring protocols differ in this column ({', '.join(FIELD_LABELS[f] for f in differing)}); this row: "
-            + _describe(fields) + "."))
+            + _describe(fields, row.presets.get(column.task), column.task) + "."))
     is_best = best is not None and row.kind != "topline" and math.isclose(m.value, best, rel_tol=1e-12, abs_tol=0)
     return Cell(plain_text(format_value(column, m)), is_best, tuple(marks))
 
 
-def _describe(fields: dict[str, ProtocolField]) -> str:
-    stated = [f"{FIELD_LABELS[f]}: {v.text}" for f, v in fields.items() if not v.text.startswith(NOT_STATED)]
+def _describe(fields: dict[str, ProtocolField], preset: Optional[str] = None, task: str = "") -> str:
+    """The row's values of the differing fields; those a named protocol sets are said by its name."""
+    named = []
+    if preset:
+        covered = [f for f in preset_covers(preset, task) if f in fields]
+        if covered:
+            # the preset's values are on the protocol docs page and in the results file
+            named = [f"scored with {preset}'s protocol"]
+            fields = {f: v for f, v in fields.items() if f not in covered}
+    stated = named + [f"{FIELD_LABELS[f]}: {v.text}" for f, v in fields.items() if not v.text.startswith(NOT_STATED)]
     unstated: dict[str, list[str]] = {}
     for f, v in fields.items():
         if v.text.startswith(NOT_STATED):

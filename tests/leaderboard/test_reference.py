@@ -50,8 +50,12 @@ def test_local_run_against_reference_shows_sources_and_protocol_footnotes(tmp_pa
     text = render_markdown(table)
     assert "storycloze-readme: Hassid et al. (2023)" in text and "arXiv:2305.13009" in text
     assert all(line[4].notes for line in table.cells if line[4].text not in ("", "–"))
-    best = [line[0].text for line in table.cells if line[4].best]
-    assert best == ["Align-SLM 7B"]  # the LLaMA text topline (98.3) is never best
+    best = {(row.source, line[0].text) for row, line in zip(table.rows, table.cells) if line[4].best}
+    # Best only among rows of one source that state the same protocol: the run (scored on its own data) has no
+    # peer, and the LLaMA text topline (98.3) is never best.
+    assert ("slamkit-docs", "Align-SLM 7B") in best and ("storycloze-readme", "TWIST-7B") in best
+    assert not any(source == "results_r.json" or "LLaMA" in name for source, name in best)
+    assert ("slamkit-docs", "Align-SLM 1.3B") not in best  # below Align-SLM 7B in the same table
 
 
 def write_reference(tmp_path, body: str):
@@ -123,3 +127,39 @@ def test_missing_reference_file(tmp_path):
 def test_reference_file_that_is_a_directory(tmp_path):
     with pytest.raises(UserError, match="is a directory; pass --reference-file the YAML file itself"):
         load_reference(tmp_path)
+
+
+def test_a_run_with_a_preset_and_a_reference_row_naming_it_compare_on_the_preset(tmp_path):
+    slamkit_entry = task_entry(0.6, reduction="mean")
+    slamkit_entry["protocol"].update(add_eos=True, preset={"name": "slamkit", "set_by_preset": ["add_bos", "add_eos",
+                                                                                                 "dedup", "reduction"],
+                                                           "overridden_by_set": {}})
+    runs, _ = collect([write(tmp_path / "results_s.json", results_doc({"sblimp": slamkit_entry}))])
+    assert runs[0].presets == {"sblimp": "slamkit"}
+    reference, sources = load_reference(DEFAULT_REFERENCE)
+    slam = [r for r in reference if r.name == "Slam"][0]
+    assert slam.presets["sblimp"] == "slamkit" and "inferred, not stated" in slam.notes[0]
+    # the scoring fields equal the run's: only tokenizer and dataset can differ
+    assert all(slam.protocols["sblimp"][f].key == runs[0].protocols["sblimp"][f].key
+               for f in ("reduction", "bos_eos", "dedup"))
+    table = build_table(runs + [slam, [r for r in reference if r.name == "GSLM"][0]], sources, tasks=["sblimp"])
+    notes = {line[0].text: [table.notes[n - 1] for n in line[4].notes] for line in table.cells}
+    assert any("scored with slamkit's protocol" in n for n in notes["Slam"])
+    assert any("scored with slamkit's protocol" in n for n in notes[runs[0].name])
+    assert not any("likelihood: mean" in n for n in notes["Slam"] + notes[runs[0].name])
+
+
+def test_a_row_naming_an_unknown_preset_or_no_basis_is_refused(tmp_path):
+    body = """
+        version: 1
+        unit: percent
+        sources:
+          s: {citation: c, where: w, protocol: {tokenizer: not stated, reduction: not stated, bos_eos: not stated,
+              dedup: not stated, dataset: not stated}}
+        models:
+          - {name: M, source: s, preset: %s, results: {sblimp: {accuracy: "50.0"}}}
+    """
+    with pytest.raises(UserError, match=r"models\[0\]\.preset 'slam' is not a protocol; choose one of"):
+        load_reference(write_reference(tmp_path, body % "slam, preset_basis: b"))
+    with pytest.raises(UserError, match=r"models\[0\]\.preset needs preset_basis"):
+        load_reference(write_reference(tmp_path, body % "slamkit"))

@@ -81,6 +81,17 @@ def test_direction_lower_is_better_and_toplines_are_never_best():
     assert by["slm-a"][col[GENPPL]].text == "93.74"  # published digits kept
 
 
+def test_best_is_marked_only_among_rows_of_the_same_dataset_and_protocol(tmp_path):
+    # a demo-sized run scored on its own data beside two rows of one published table
+    write(tmp_path / "results_demo.json", results_doc({"sblimp": task_entry(0.7143, sha="demo-data")},
+                                                      model_path="/ckpt/demo"))
+    rows = collect([tmp_path])[0] + [published("TWIST-1.3B", {SBLIMP: 57.0}, source="slamkit-docs"),
+                                     published("Slam", {SBLIMP: 58.86}, source="slamkit-docs")]
+    by = cells_by_name(build_table(rows))
+    assert not by["demo"][4].best and by["demo"][4].text.startswith("71.43")
+    assert by["Slam"][4].best and not by["TWIST-1.3B"][4].best
+
+
 def test_unknown_direction_is_shown_and_never_marked():
     column = Column("newtask", "mystery")
     table = build_table([published("x", {column: 1.0}), published("y", {column: 2.0})])
@@ -264,7 +275,8 @@ def test_generation_pipeline_differences_are_footnoted(tmp_path):
     assert table.header[4:] == ["continuation GenPPL ↓", "continuation scored_fraction: genppl (%) ↑"]
     a, b, slam = table.cells
     assert (a[4].text, b[4].text, slam[4].text) == ("80 ± 2", "70 ± 2", "62.8")
-    assert slam[4].best and a[5].text == "90.00"
+    # three protocols (two ASRs, one unstated): no row has a peer to be best among
+    assert not any(line[4].best for line in (a, b, slam)) and a[5].text == "90.00"
     assert "ASR whisper-small" in table.notes[a[4].notes[0] - 1]
     assert "likelihood" not in table.notes[a[4].notes[0] - 1]  # a sampling task has no likelihood protocol
     assert "generation" in table.notes[slam[4].notes[0] - 1] and "not stated by slamkit-docs" in table.notes[
