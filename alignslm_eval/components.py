@@ -227,8 +227,21 @@ def _component_spec(value: str, args_text: str, flag: str) -> tuple[str, dict[st
     return name, kwargs
 
 
-def build_pipeline(options: PipelineOptions, model_dir: Optional[str], device: str = "cpu"):
-    """The continuation pipeline's lazy vocoder and ASR factories and its scorer options."""
+@dataclass(frozen=True)
+class UnitCounts:
+    """What the vocoder's unit embeddings are checked against when it loads: the model's unit vocabulary and the
+    speech tokenizer's centroid count (with where each came from, for the message)."""
+
+    vocab: Any  # alignslm_eval.models.vocab.UnitVocabulary
+    tokenizer_units: int
+    tokenizer: str
+    n_units_flag: bool = True
+
+
+def build_pipeline(options: PipelineOptions, model_dir: Optional[str], device: str = "cpu",
+                   units: Optional[UnitCounts] = None):
+    """The continuation pipeline's lazy vocoder and ASR factories and its scorer options; with `units`, a vocoder
+    with fewer unit embeddings than the model has units is refused when it loads."""
     from alignslm_eval.api.registry import ASRS, VOCODERS
     from alignslm_eval.evaluate.generation import PipelineComponents
 
@@ -246,7 +259,12 @@ def build_pipeline(options: PipelineOptions, model_dir: Optional[str], device: s
         else:
             name, kwargs = _spec_file(Path(model_dir) / VOCODER_FILE if model_dir else None, "--vocoder")
             kwargs.update(key_values(options.vocoder_args, "--vocoder-args"))
-        return VOCODERS.get(name).from_args(**kwargs)
+        loaded = VOCODERS.get(name).from_args(**kwargs)
+        if units is not None:
+            where = f"--vocoder {options.vocoder}" if options.vocoder else f"vocoder {name} ({VOCODER_FILE})"
+            units.vocab.check_vocoder(loaded.n_units, where, units.tokenizer_units, units.tokenizer,
+                                      units.n_units_flag)
+        return loaded
 
     def asr():
         name, kwargs = _component_spec(options.asr or "pocketsphinx", options.asr_args, "--asr")
@@ -299,6 +317,7 @@ def load_components(model: ModelOptions, tokenizer: TokenizerOptions, pipeline: 
     lm = build_unit_lm(model, resolved.path)
     model_dir = lm.describe().get("local_dir")
     speech_tokenizer = build_tokenizer(tokenizer, model_dir)
-    lm.vocab.check_tokenizer(speech_tokenizer.n_units, tokenizer_source(tokenizer, model_dir),
-                             n_units_flag=check_n_units_flag)
-    return Components(lm, speech_tokenizer, build_pipeline(pipeline, model_dir, model.device), resolved)
+    source = tokenizer_source(tokenizer, model_dir)
+    lm.vocab.check_tokenizer(speech_tokenizer.n_units, source, n_units_flag=check_n_units_flag)
+    units = UnitCounts(lm.vocab, speech_tokenizer.n_units, source, check_n_units_flag)
+    return Components(lm, speech_tokenizer, build_pipeline(pipeline, model_dir, model.device, units), resolved)

@@ -19,9 +19,9 @@ from typing import Any, Optional, Sequence
 
 from alignslm_eval.api.options import Options, add_options, from_namespace, option_fields
 from alignslm_eval.api.task import load_specs
-from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, build_pipeline,
-                                      build_tokenizer, missing_options, resolve_model, tokenizer_source,
-                                      unrunnable_tasks)
+from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, UnitCounts,
+                                      build_pipeline, build_tokenizer, missing_options, resolve_model,
+                                      tokenizer_source, unrunnable_tasks)
 from alignslm_eval.evaluate.world import World
 from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
@@ -179,8 +179,10 @@ def cmd_train(argv: Sequence[str]) -> int:
             # Every round's policy lives on the base model's directory, so these are built once.
             model_dir = lm.describe().get("local_dir")
             tokenizer = build_tokenizer(tokenizer_options, model_dir)
-            lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
-            components = build_pipeline(pipeline, model_dir, model_options.device)
+            source = tokenizer_source(tokenizer_options, model_dir)
+            lm.vocab.check_tokenizer(tokenizer.n_units, source)
+            components = build_pipeline(pipeline, model_dir, model_options.device,
+                                        UnitCounts(lm.vocab, tokenizer.n_units, source))
             scorers = rule_scorers(config, components, world) if "score" in stages else []
             if world.writes_final_files:
                 _record(config.output_dir, {}, command)

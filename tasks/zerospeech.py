@@ -11,6 +11,7 @@ submission made elsewhere (no wav files needed) with exactly the same code as a 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import defaultdict
@@ -33,7 +34,12 @@ from alignslm_tasks.choice import (
     warn_identical_audio,
 )
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("dev", "test")
+#: Choice.meta["pairing"] of a choice the official sBLIMP rule forms where the pair keys form another
+POSITIONAL = "official-positional"
+POSITIONAL_METRIC = "accuracy_official_positional"
 
 #: (label, lowest count, highest count) of the sWUGGY word-frequency bands; the count is the gold `frequency` column
 #: (occurrences in the LibriSpeech training text), 0 meaning out of vocabulary. The boundaries follow the official
@@ -69,6 +75,9 @@ class GoldFormat:
     #: meta columns that must hold integers
     int_fields: tuple[str, ...]
     aggregate: Callable[[TaskData, Mapping[str, float]], TaskResult]
+    #: whether the official scorer pairs the k-th correct row with the k-th incorrect row of gold.csv (sBLIMP)
+    #: rather than by pair key (sWUGGY merges on id and voice)
+    pairs_by_position: bool = False
 
 
 def _mean_over_voices(
@@ -87,8 +96,8 @@ def _mean_over_voices(
 def aggregate_lexical(data: TaskData, choice_scores: Mapping[str, float]) -> TaskResult:
     """sWUGGY metrics: voices are averaged per word id, then everything is a mean (and stderr) over word ids.
 
-    "accuracy" covers all ids, "in_vocab" leaves out the oov band; breakdowns "by_frequency" (bands of
-    FREQUENCY_BANDS that have ids, in band order) and "by_length" (phone length, ascending).
+    "accuracy" covers all ids, "in_vocab" leaves out the oov band; breakdowns "by_frequency" (every band of
+    FREQUENCY_BANDS in band order, one without ids as n = 0) and "by_length" (phone length, ascending).
     """
     per_id = _mean_over_voices(data, choice_scores, ("id",))
     by_band: dict[str, list[float]] = defaultdict(list)
@@ -101,7 +110,8 @@ def aggregate_lexical(data: TaskData, choice_scores: Mapping[str, float]) -> Tas
         headline="accuracy",
         metrics={"accuracy": mean_metric(s for _, s in per_id), "in_vocab": mean_metric(in_vocab)},
         breakdowns={
-            "by_frequency": {label: mean_metric(by_band[label]) for label, _, _ in FREQUENCY_BANDS if by_band[label]},
+            # every band, an empty one with n = 0, as the official scorer lists them
+            "by_frequency": {label: mean_metric(by_band[label]) for label, _, _ in FREQUENCY_BANDS},
             "by_length": {str(n): mean_metric(by_length[n]) for n in sorted(by_length)},
         },
     )
@@ -110,17 +120,27 @@ def aggregate_lexical(data: TaskData, choice_scores: Mapping[str, float]) -> Tas
 def aggregate_syntactic(data: TaskData, choice_scores: Mapping[str, float]) -> TaskResult:
     """sBLIMP metrics: voices are averaged per (type, subtype, id), then means (and stderr) over those pairs.
 
-    Breakdowns "by_type" and "by_subtype" (keyed "type/subtype"), both sorted by name.
+    Breakdowns "by_type" and "by_subtype" (keyed "type/subtype"), both sorted by name. Where gold.csv's row order
+    pairs rows otherwise than their keys (see `positional_choices`), "accuracy_official_positional" is the official
+    scorer's figure beside the key-paired "accuracy".
     """
+    keyed = [c for c in data.choices if c.meta.get("pairing") != POSITIONAL]
+    positional = [c for c in data.choices if c.meta.get("pairing") == POSITIONAL]
+    data = TaskData(data.items, keyed, data.metadata_files)
     per_pair = _mean_over_voices(data, choice_scores, ("type", "subtype", "id"))
     by_type: dict[str, list[float]] = defaultdict(list)
     by_subtype: dict[str, list[float]] = defaultdict(list)
     for meta, score in per_pair:
         by_type[meta["type"]].append(score)
         by_subtype[f"{meta['type']}/{meta['subtype']}"].append(score)
+    metrics = {"accuracy": mean_metric(s for _, s in per_pair)}
+    if positional:
+        official = _mean_over_voices(TaskData(data.items, positional, data.metadata_files), choice_scores,
+                                     ("type", "subtype", "id"))
+        metrics[POSITIONAL_METRIC] = mean_metric(s for _, s in official)
     return TaskResult(
         headline="accuracy",
-        metrics={"accuracy": mean_metric(s for _, s in per_pair)},
+        metrics=metrics,
         breakdowns={
             "by_type": {k: mean_metric(by_type[k]) for k in sorted(by_type)},
             "by_subtype": {k: mean_metric(by_subtype[k]) for k in sorted(by_subtype)},
@@ -146,6 +166,7 @@ SYNTACTIC = GoldFormat(
     meta_fields=("id", "voice", "type", "subtype"),
     int_fields=(),
     aggregate=aggregate_syntactic,
+    pairs_by_position=True,
 )
 
 FORMATS: dict[str, GoldFormat] = {"lexical": LEXICAL, "syntactic": SYNTACTIC}
@@ -230,6 +251,28 @@ def read_gold(gold_csv: Path, fmt: GoldFormat) -> tuple[list[Choice], dict[str, 
     return sorted(choices, key=lambda c: c.id), seen_files
 
 
+def positional_choices(gold_csv: Path, fmt: GoldFormat, keyed: list[Choice]) -> list[Choice]:
+    """The pairs the official ZeroSpeech 2021 sBLIMP scorer forms where they differ from the key pairs: it pairs the
+    k-th correct row with the k-th incorrect row in gold.csv's order (zerospeech2021/syntactic.py, load_data,
+    zerospeech/zerospeech2021 @ 199624a) and takes type, subtype, id and voice from the correct row. An ordered
+    gold.csv pairs the same rows either way, and none are returned; otherwise every positional pair is returned
+    (meta "pairing": POSITIONAL), so the official figure can be reported beside the key-paired one, with a warning."""
+    rows = read_csv_rows(gold_csv, fmt.columns, f"a ZeroSpeech {fmt.name} gold.csv")
+    correct = [row for _, row in rows if row["correct"] == "1"]
+    incorrect = [row for _, row in rows if row["correct"] == "0"]
+    pairs = [(c["filename"], i["filename"]) for c, i in zip(correct, incorrect)]
+    if set(pairs) == {tuple(c.candidates) for c in keyed}:
+        return []
+    differ = sum(1 for pair in pairs if pair not in {tuple(c.candidates) for c in keyed})
+    log.warning("%s: the official sBLIMP scorer pairs rows by position (k-th correct with k-th incorrect row), and in "
+                "this file's order %d of %d positional pairs are not the key-paired ones; both figures are reported: "
+                "accuracy (pairs by type, subtype, id and voice) and %s (the official rule)", gold_csv, differ,
+                len(pairs), POSITIONAL_METRIC)
+    return [Choice(id=f"{POSITIONAL}/{k:07d}", candidates=pair, positive=0,
+                   meta={**{f: c[f] for f in fmt.meta_fields}, "pairing": POSITIONAL})
+            for k, (pair, c) in enumerate(zip(pairs, correct))]
+
+
 def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> TaskData:
     """Read `<split_dir>/gold.csv`; with `check_audio`, every listed `<split_dir>/<filename>.wav` must exist and
     the two files of a pair must be different files (not one linked to the other).
@@ -249,6 +292,8 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
             "(it pairs each wav with its id, voice and correct label)"
         )
     choices, line_of = read_gold(gold_csv, fmt)
+    if fmt.pairs_by_position:
+        choices = choices + positional_choices(gold_csv, fmt, choices)
     items = {
         name: AudioItem(key=name, path=split_dir / f"{name}.wav") for choice in choices for name in choice.candidates
     }
@@ -261,6 +306,8 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
             )
         identical = []
         for choice in choices:
+            if choice.meta.get("pairing") == POSITIONAL:
+                continue  # the official rule's other pairing of the same files
             pos, neg = choice.candidates
             same_file, same_bytes = compare_candidate_files([items[pos].path, items[neg].path])
             if same_file:
@@ -336,4 +383,5 @@ class ZeroSpeechSyntactic(ZeroSpeechTask):
     """sBLIMP: does the model prefer the grammatical sentence to its minimally different ungrammatical twin?"""
 
     fmt = SYNTACTIC
-    metric_info: ClassVar[dict[str, MetricInfo]] = dict.fromkeys(("accuracy", "by_type", "by_subtype"), ACCURACY)
+    metric_info: ClassVar[dict[str, MetricInfo]] = dict.fromkeys(
+        ("accuracy", POSITIONAL_METRIC, "by_type", "by_subtype"), ACCURACY)

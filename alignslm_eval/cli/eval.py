@@ -12,9 +12,9 @@ import yaml
 
 from alignslm_eval.api.options import Options, add_options, from_namespace, option
 from alignslm_eval.api.protocol import DEFAULT_PROTOCOL, all_presets, load_preset, preset_files
-from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, build_pipeline,
-                                      build_tokenizer, build_unit_lm, resolve_model, tokenizer_source,
-                                      unrunnable_tasks)
+from alignslm_eval.components import (DEMO_NAME, ModelOptions, PipelineOptions, TokenizerOptions, UnitCounts,
+                                      build_pipeline, build_tokenizer, build_unit_lm, resolve_model,
+                                      tokenizer_source, unrunnable_tasks)
 from alignslm_eval.evaluate.world import World, parse_shard
 from alignslm_eval.io.errors import ArgumentParser, UserError, run_command
 from alignslm_eval.io.paths import check_output_file, directory_rule
@@ -198,8 +198,10 @@ def cmd_run(argv: Sequence[str]) -> int:
     lm = build_unit_lm(replace(model_options, device=world.device(model_options.device)), resolved.path)
     model_dir = lm.describe().get("local_dir")
     tokenizer = build_tokenizer(tokenizer_options, model_dir)
-    lm.vocab.check_tokenizer(tokenizer.n_units, tokenizer_source(tokenizer_options, model_dir))
-    settings.components = build_pipeline(pipeline_options, model_dir, world.device(model_options.device))
+    source = tokenizer_source(tokenizer_options, model_dir)
+    lm.vocab.check_tokenizer(tokenizer.n_units, source)
+    settings.components = build_pipeline(pipeline_options, model_dir, world.device(model_options.device),
+                                          UnitCounts(lm.vocab, tokenizer.n_units, source))
     results, path = evaluate(tasks, lm, tokenizer, settings)
     if results is None:
         if not world.group:

@@ -105,6 +105,18 @@ class UnitVocabulary:
                 f"({self.summary()}); give the tokenizer the model was trained with, or {fix}"
             )
 
+    def check_vocoder(self, vocoder_units: int, vocoder: str, tokenizer_units: int, tokenizer: str,
+                      n_units_flag: bool = True) -> None:
+        """A UserError when the vocoder (`vocoder` names it) has fewer unit embeddings than this vocabulary maps: the
+        model would sample units it cannot speak. The message names all three counts (model, tokenizer centroids,
+        vocoder rows) and the flag that sets the model's."""
+        if vocoder_units < self.n_units:
+            fix = "--n-units N" if n_units_flag else f"\"n_units\" in the model dir's {VOCAB_FILE}"
+            raise UserError(
+                f"{vocoder}: unit counts disagree: the model's vocabulary has {self.n_units} units ({self.summary()}), "
+                f"the tokenizer {tokenizer_units} centroids ({tokenizer}), the vocoder {vocoder_units} unit embeddings; "
+                f"give the vocoder made for this tokenizer, or set the model's count with {fix}")
+
     def decode(self, token_ids: np.ndarray) -> np.ndarray:
         """Unit ids of the unit tokens in `token_ids`; special tokens are dropped."""
         ids = np.asarray(token_ids, dtype=np.int64) - self.offset

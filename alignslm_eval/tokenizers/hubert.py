@@ -15,9 +15,16 @@ Arguments (`--tokenizer hubert --tokenizer-args path=...,kmeans=...,layer=...`):
 Frames: the hop (samples per frame) is the product of `config.conv_stride`, 320 (50 Hz) for HuBERT-base and 640
 (25 Hz) for mHuBERT-25Hz, which has an extra stride-2 convolution. Like slamkit, the waveform is zero-padded by
 (receptive field - hop) / 2 = 40 samples on each side, so an utterance of N samples gives N // hop frames. Each
-utterance is encoded in its own forward pass in fp32, so its units never depend on batching. The waveform is
-normalised to zero mean and unit variance only when the model directory's preprocessor_config.json says
-`do_normalize: true` (HuBERT-base and mHuBERT-25Hz are used without normalisation).
+utterance is encoded in its own forward pass in fp32, so its units never depend on batching.
+
+* `normalize` (true or false; default false): scale the waveform to zero mean and unit variance before HuBERT.
+  The default is what the published units were made with: slamkit feeds HubertModel the raw (padded) waveform
+  (slamkit/feature_extractor/hubert_feature_extractor.py, extract, slp-rl/slamkit @ 388b402), and textlesslib
+  normalises only when the fairseq checkpoint's task config says `normalize`
+  (textless/data/hubert_feature_reader.py, facebookresearch/textlesslib @ ba33d66). The setting is part of the
+  tokenizer fingerprint. A model directory whose preprocessor_config.json says `do_normalize: true` is refused
+  unless `normalize` is given (its units would differ from the published ones); given, and disagreeing with the
+  file, it is followed with a warning.
 
 Presets:
 
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -45,7 +53,10 @@ from alignslm_eval.io.errors import UserError
 from alignslm_eval.models.loading import hub_offline, looks_like_local_path, read_model_config
 from alignslm_eval.tokenizers.kmeans import KMeansQuantizer
 
-_ARGS = ("path", "kmeans", "layer", "device", "revision")
+log = logging.getLogger(__name__)
+
+_ARGS = ("path", "kmeans", "layer", "device", "revision", "normalize")
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
 # Wav2Vec2FeatureExtractor's normalisation epsilon.
 _NORM_EPS = 1e-7
@@ -84,6 +95,7 @@ class HubertTokenizer(SpeechTokenizer):
         layer: int = 11,
         device: str = "cpu",
         revision: str | None = None,
+        normalize: bool | None = None,
     ):
         import torch
 
@@ -108,7 +120,7 @@ class HubertTokenizer(SpeechTokenizer):
         self.hop_length = int(math.prod(config.conv_stride))
         self.receptive_field = receptive_field(tuple(config.conv_kernel), tuple(config.conv_stride))
         self.pad = (self.receptive_field - self.hop_length) // 2
-        self.normalize = self._do_normalize()
+        self.normalize = self._choose_normalize(normalize, self._do_normalize())
 
         # Layers above L cannot affect hidden_states[L]; dropping them saves their compute. One layer must stay for
         # L = 0: hidden_states are recorded at the layers, so with none the tuple is empty.
@@ -136,12 +148,16 @@ class HubertTokenizer(SpeechTokenizer):
             layer = int(layer_text)
         except ValueError:
             raise UserError(f"hubert tokenizer: layer={layer_text!r} is not an integer; pass e.g. layer=11")
+        normalize_text = kwargs.get("normalize")
+        if normalize_text is not None and normalize_text.lower() not in _BOOLS:
+            raise UserError(f"hubert tokenizer: normalize={normalize_text!r} is not true or false")
         return cls(
             path=kwargs["path"],
             kmeans=kwargs["kmeans"],
             layer=layer,
             device=kwargs.get("device") or "cpu",
             revision=kwargs.get("revision") or None,
+            normalize=None if normalize_text is None else _BOOLS[normalize_text.lower()],
         )
 
     def _load_model(self) -> Any:
@@ -182,7 +198,24 @@ class HubertTokenizer(SpeechTokenizer):
             )
         return model
 
-    def _do_normalize(self) -> bool:
+    def _choose_normalize(self, chosen: bool | None, preprocessor: bool | None) -> bool:
+        """The normalisation setting: the one given, else none (as slamkit and textlesslib feed mHuBERT); a
+        preprocessor config asking for it must be answered explicitly, since following either silently could give
+        units other than the user expects."""
+        if chosen is None:
+            if preprocessor:
+                raise UserError(
+                    f"{self.path}: preprocessor_config.json says do_normalize: true, but the published units (slamkit, "
+                    "textlesslib) come from the raw waveform; pass --tokenizer-args ...,normalize=false to match them "
+                    "or normalize=true to follow the file")
+            return False
+        if preprocessor is not None and preprocessor != chosen:
+            log.warning("%s: normalize=%s given, but its preprocessor_config.json says do_normalize: %s; following "
+                        "normalize=%s", self.path, str(chosen).lower(), str(preprocessor).lower(), str(chosen).lower())
+        return chosen
+
+    def _do_normalize(self) -> bool | None:
+        """preprocessor_config.json's do_normalize, or None when there is no such file or field."""
         if self._local_dir is not None:
             prep = self._local_dir / "preprocessor_config.json"
         else:
@@ -199,11 +232,12 @@ class HubertTokenizer(SpeechTokenizer):
                     )
                 )
             except (EntryNotFoundError, OSError, ValueError):
-                return False
+                return None
         if not prep.is_file():
-            return False
+            return None
         try:
-            return bool(json.loads(prep.read_text(encoding="utf-8")).get("do_normalize", False))
+            value = json.loads(prep.read_text(encoding="utf-8")).get("do_normalize")
+            return None if value is None else bool(value)
         except (ValueError, AttributeError) as e:
             raise UserError(f"{prep}: not a JSON feature-extractor config ({e}); fix or delete it")
 

@@ -317,6 +317,23 @@ def load_generator(checkpoint: Path, cfg: dict[str, Any]) -> CodeGenerator:
     return model.eval()
 
 
+def vocoder_in_dir(folder: Path) -> Path:
+    """The CodeHiFiGAN `.pt` of a directory: its only one, else the one a `<stem>_config.json` beside it names
+    (textlesslib's checkpoint folders keep the vocoder beside HuBERT and k-means checkpoints); otherwise a UserError
+    listing them."""
+    found = sorted(folder.glob("*.pt"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UserError(f"{folder}: no CodeHiFiGAN .pt in this directory; pass --vocoder code_hifigan:PATH to the .pt")
+    named = [p for p in found if p.with_name(p.stem + "_config.json").is_file()]
+    if len(named) == 1:
+        return named[0]
+    listed = ", ".join(p.name for p in found[:6]) + (", ..." if len(found) > 6 else "")
+    raise UserError(f"{folder}: {len(found)} .pt files ({listed}) and {'no' if not named else len(named)} with a "
+                    "<name>_config.json naming it; pass --vocoder code_hifigan:FILE.pt for the vocoder")
+
+
 @register_vocoder("code_hifigan")
 class CodeHiFiGANVocoder(Vocoder):
     """Unit HiFi-GAN (speech-resynthesis CodeGenerator format), e.g. TWIST's 25 Hz mHuBERT vocoder."""
@@ -335,11 +352,7 @@ class CodeHiFiGANVocoder(Vocoder):
         stands for the one `.pt` in it, as TWIST's hifigan_lj_mhubert_base_25hz is distributed."""
         checkpoint = Path(checkpoint)
         if checkpoint.is_dir():
-            found = sorted(checkpoint.glob("*.pt"))
-            if len(found) != 1:
-                raise UserError(f"{checkpoint}: expected one CodeHiFiGAN .pt in this directory, found {len(found)}; "
-                                "pass --vocoder code_hifigan:FILE.pt")
-            checkpoint = found[0]
+            checkpoint = vocoder_in_dir(checkpoint)
         if not checkpoint.is_file():
             raise UserError(f"{checkpoint}: CodeHiFiGAN checkpoint not found; pass --vocoder code_hifigan:PATH to the .pt file")
         if config is None:

@@ -54,7 +54,10 @@ def test_scores_a_submission_without_audio(tmp_path):
     assert result.metrics["accuracy"].value == pytest.approx((0.75 + 1.0 + 0.0) / 3)
     assert result.metrics["accuracy"].n == 3
     assert result.metrics["in_vocab"].value == pytest.approx(0.375)
-    assert {k: m.value for k, m in result.breakdowns["by_frequency"].items()} == {"oov": 1.0, "6-20": 0.75, ">100": 0.0}
+    # every band is listed, an empty one with n = 0, as the official scorer does
+    assert {k: (m.value, m.n) for k, m in result.breakdowns["by_frequency"].items() if m.n} == {
+        "oov": (1.0, 1), "6-20": (0.75, 1), ">100": (0.0, 1)}
+    assert [k for k, m in result.breakdowns["by_frequency"].items() if m.n == 0] == ["1-5", "21-100"]
     assert {k: m.value for k, m in result.breakdowns["by_length"].items()} == {"2": 0.0, "4": 0.75, "6": 1.0}
 
 

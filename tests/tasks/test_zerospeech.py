@@ -277,11 +277,30 @@ def test_syntactic_metrics_by_hand(tmp_path):
     }
 
 
-def test_syntactic_result_ignores_row_order_and_file_names(tmp_path):
+def test_syntactic_result_ignores_file_names_and_reports_the_official_positional_rule_beside_it(tmp_path, caplog):
     task = ZeroSpeechSyntactic(spec("sblimp"))
-    _, a = evaluate(task, tmp_path / "a" / "syntactic", build_syntactic(tmp_path / "a" / "syntactic" / "dev"))
-    _, b = evaluate(task, tmp_path / "b" / "syntactic", build_syntactic(tmp_path / "b" / "syntactic" / "dev", seed=11))
-    assert as_json(a) == as_json(b)
+    _, ordered = evaluate(task, tmp_path / "a" / "syntactic", build_syntactic(tmp_path / "a" / "syntactic" / "dev"))
+    # ordered rows: the official positional pairing is the key pairing, one figure
+    assert list(ordered.metrics) == ["accuracy"] and "positional" not in caplog.text
+    with caplog.at_level("WARNING"):
+        data, shuffled = evaluate(task, tmp_path / "b" / "syntactic",
+                                  build_syntactic(tmp_path / "b" / "syntactic" / "dev", seed=11))
+    # the key-paired figures do not depend on row order
+    assert shuffled.metrics["accuracy"] == ordered.metrics["accuracy"]
+    assert json.dumps(shuffled.to_json()["breakdowns"]) == json.dumps(ordered.to_json()["breakdowns"])
+    # the official figure: k-th correct row against the k-th incorrect row, per the correct row's (type, subtype, id)
+    scores = build_syntactic(tmp_path / "c" / "syntactic" / "dev", seed=11)
+    with open(tmp_path / "c" / "syntactic" / "dev" / "gold.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    correct, incorrect = [r for r in rows if r["correct"] == "1"], [r for r in rows if r["correct"] == "0"]
+    per_group: dict[tuple, list[float]] = {}
+    for c, i in zip(correct, incorrect):
+        pos, neg = scores[c["filename"]], scores[i["filename"]]
+        per_group.setdefault((c["type"], c["subtype"], c["id"]), []).append(1.0 if pos > neg else 0.5 if pos == neg else 0.0)
+    official = [sum(v) / len(v) for v in per_group.values()]
+    assert shuffled.metrics["accuracy_official_positional"].value == pytest.approx(sum(official) / len(official))
+    assert shuffled.metrics["accuracy_official_positional"].n == len(official)
+    assert "pairs rows by position" in caplog.text and "accuracy_official_positional (the official rule)" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------------- bad inputs

@@ -116,16 +116,27 @@ def test_describe_and_fingerprint(models: dict[str, Path], kmeans_file: Path) ->
     assert tok.fingerprint() != HubertTokenizer(models["hubert_base"], kmeans_file, layer=1).fingerprint()
 
 
-def test_do_normalize_from_preprocessor_config(models: dict[str, Path], kmeans_file: Path, tmp_path: Path) -> None:
+def test_do_normalize_from_preprocessor_config(models: dict[str, Path], kmeans_file: Path, tmp_path: Path,
+                                              caplog) -> None:
     model_dir = tmp_path / "normalized"
     model_dir.mkdir()
     for f in models["hubert_base"].iterdir():
         (model_dir / f.name).write_bytes(f.read_bytes())
     (model_dir / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True}))
-    tok = HubertTokenizer(model_dir, kmeans_file, layer=1)
+    # the file asks for normalisation, the published units have none: the user must say which
+    with pytest.raises(UserError, match="do_normalize: true.*normalize=false to match them"):
+        HubertTokenizer.from_args(path=str(model_dir), kmeans=str(kmeans_file), layer="1")
+    tok = HubertTokenizer.from_args(path=str(model_dir), kmeans=str(kmeans_file), layer="1", normalize="true")
     assert tok.normalize and tok.describe()["normalize"]
     wav = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
     np.testing.assert_array_equal(tok.encode(0.3 * wav + 0.1), tok.encode(wav))
+    with caplog.at_level("WARNING"):
+        raw = HubertTokenizer.from_args(path=str(model_dir), kmeans=str(kmeans_file), layer="1", normalize="false")
+    assert not raw.normalize and "says do_normalize: true; following normalize=false" in caplog.text
+    # the setting is part of the fingerprint: the unit cache never mixes the two
+    assert raw.fingerprint() != tok.fingerprint()
+    with pytest.raises(UserError, match="normalize='maybe' is not true or false"):
+        HubertTokenizer.from_args(path=str(model_dir), kmeans=str(kmeans_file), normalize="maybe")
 
 
 def test_user_errors(models: dict[str, Path], kmeans_file: Path, tmp_path: Path) -> None:

@@ -308,5 +308,33 @@ def test_a_vocoder_directory_is_accepted_on_the_command_line(checkpoint: Path, t
     (tmp_path / "a.pt").write_bytes(b"")
     (tmp_path / "b.pt").write_bytes(b"")
     args = run_parser().parse_args(["--model", "m", "--tasks", "t", "--vocoder", str(tmp_path)])
-    with pytest.raises(UserError, match="found 2"):
+    with pytest.raises(UserError, match=r"2 \.pt files \(a\.pt, b\.pt\) and no with a <name>_config\.json.*"
+                                        r"pass --vocoder code_hifigan:FILE\.pt"):
         pipeline(args).vocoder()
+
+
+def test_a_textlesslib_folder_with_several_checkpoints_picks_the_one_its_config_names(model: CodeGenerator,
+                                                                                      tmp_path: Path) -> None:
+    # textlesslib's checkpoint folder: the vocoder beside the HuBERT checkpoint
+    torch.save({"generator": model.state_dict()}, tmp_path / "hifigan_lj_mhubert_base_25hz.pt")
+    (tmp_path / "hifigan_lj_mhubert_base_25hz_config.json").write_text(json.dumps(CONFIG))
+    (tmp_path / "mhubert_base_25hz_cp_mls_cv_sp_fisher.pt").write_bytes(b"not a vocoder")
+    vocoder = CodeHiFiGANVocoder.from_args(checkpoint=str(tmp_path))
+    assert Path(vocoder.describe()["checkpoint"]).name == "hifigan_lj_mhubert_base_25hz.pt"
+
+
+def test_a_vocoder_with_fewer_unit_rows_than_the_model_is_refused_naming_the_three_counts(checkpoint: Path) -> None:
+    from alignslm_eval.components import PipelineOptions, UnitCounts, build_pipeline
+    from alignslm_eval.models.vocab import UnitVocabulary
+
+    rows = CONFIG["num_embeddings"]
+    vocab = UnitVocabulary.slam(rows + 8)  # e.g. a padded vocabulary read as units
+    counts = UnitCounts(vocab, rows + 8, "--tokenizer hubert")
+    pipeline = build_pipeline(PipelineOptions(vocoder=str(checkpoint.parent)), None, units=counts)
+    with pytest.raises(UserError) as e:
+        pipeline.vocoder()
+    message = str(e.value)
+    assert f"model's vocabulary has {rows + 8} units" in message and f"tokenizer {rows + 8} centroids" in message
+    assert f"vocoder {rows} unit embeddings" in message and "--n-units N" in message
+    ok = UnitCounts(UnitVocabulary.slam(rows), rows, "--tokenizer hubert")
+    assert build_pipeline(PipelineOptions(vocoder=str(checkpoint.parent)), None, units=ok).vocoder().n_units == rows
