@@ -280,7 +280,7 @@ class StoryCloze(Task):
         super().__init__(spec)
         check_settings(spec, ["manifest"])
 
-    def load(self, data_dir: Path) -> TaskData:
+    def load(self, data_dir: Path, check_audio: bool = True) -> TaskData:
         data_dir = _require_dir(data_dir, self.spec, "the spoken StoryCloze benchmark")
         setting: Optional[Any] = self.spec.settings.get("manifest")
         if setting:
@@ -427,7 +427,7 @@ class Salmon(Task):
         check_settings(spec, ["parts"])
         self.parts = _parts_setting(spec)
 
-    def load(self, data_dir: Path) -> TaskData:
+    def load(self, data_dir: Path, check_audio: bool = True) -> TaskData:
         return load_salmon(_require_dir(data_dir, self.spec, "the SALMon benchmark"), self.parts)
 
     def aggregate(self, data: TaskData, choice_scores: dict[str, float]) -> TaskResult:

@@ -321,6 +321,27 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
     return TaskData(items=items, choices=choices, metadata_files=[gold_csv])
 
 
+#: how slamkit's sWUGGY / sBLIMP folders name their wavs: an integer pair index, then this separator
+#: (slamkit/metric/modelling_metric.py: swuggy sep "_", sblimp sep "+", slp-rl/slamkit @ 388b402)
+SLAMKIT_SEPARATORS = {"lexical": "_", "syntactic": "+"}
+
+
+def refuse_slamkit_layout(data_dir: Path, fmt: GoldFormat) -> None:
+    """A UserError when `data_dir` (with no gold.csv) holds slamkit's layout for this task: wavs named
+    `<n><sep>...`, in the folder or one level down. slamkit sorts them by n and pairs them two by two, taking the
+    first of each pair, in the order the directory lists them, as the positive; nothing in the names says which is
+    the word, so such a folder is refused rather than paired by a guess."""
+    sep = SLAMKIT_SEPARATORS[fmt.name]
+    wavs = [*data_dir.glob("*.wav"), *data_dir.glob("*/*.wav")]
+    numbered = [w for w in wavs if w.name.split(sep)[0].isdigit() and sep in w.name]
+    if numbered and len(numbered) == len(wavs):
+        raise UserError(
+            f"{data_dir}: slamkit's {fmt.name} folder layout ({numbered[0].name}, ...): slamkit pairs these files two "
+            "by two by their leading number and takes the first one the directory lists as the positive, which the "
+            "file names do not state; alignslm does not guess a pairing: give the ZeroSpeech 2021 layout "
+            f"(<split>/gold.csv and its wavs) instead (docs/tasks.md, slamkit's folders)")
+
+
 def write_submission(data: TaskData, item_scores: Mapping[str, float], path: Path) -> Path:
     """Write the ZeroSpeech `<filename> <score>` file: one line per item, sorted by filename."""
     missing = [k for k in data.items if k not in item_scores]
@@ -347,15 +368,17 @@ class ZeroSpeechTask(Task):
             raise UserError(f"{spec.source}: settings.split must be one of {list(SPLITS)}, not {split!r}")
         self.split = split
 
-    def load(self, data_dir: Path) -> TaskData:
-        """Read `<data_dir>/<split>/` (gold.csv and the wav files it lists)."""
+    def load(self, data_dir: Path, check_audio: bool = True) -> TaskData:
+        """Read `<data_dir>/<split>/` (gold.csv and, with `check_audio`, the wav files it lists)."""
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise UserError(
                 f"{data_dir}: {self.spec.name} data folder not found; download ZeroSpeech 2021 and pass the folder "
                 f"holding {self.spec.data_dir}/ as --data-root"
             )
-        return load_split(data_dir / self.split, self.fmt)
+        if not (data_dir / self.split / "gold.csv").is_file():
+            refuse_slamkit_layout(data_dir, self.fmt)
+        return load_split(data_dir / self.split, self.fmt, check_audio)
 
     def aggregate(self, data: TaskData, choice_scores: dict[str, float]) -> TaskResult:
         return self.fmt.aggregate(data, choice_scores)

@@ -257,8 +257,10 @@ class Task(ABC):
         self.spec = spec
 
     @abstractmethod
-    def load(self, data_dir: Path) -> TaskData:
-        """Read the benchmark under `data_dir`; validate it fully (missing columns, missing files) with UserError."""
+    def load(self, data_dir: Path, check_audio: bool = True) -> TaskData:
+        """Read the benchmark under `data_dir`; validate it fully (missing columns, missing files) with UserError.
+        `check_audio=False` (units supplied in a units file): a kind whose list names its items (a gold.csv) does
+        not require their audio files; a kind whose items are the audio files it finds needs them either way."""
 
     @abstractmethod
     def aggregate(self, data: TaskData, choice_scores: dict[str, float]) -> TaskResult:

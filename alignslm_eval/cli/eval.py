@@ -43,11 +43,11 @@ def _task_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _task_data(items: Sequence[str]) -> dict[str, Path]:
+def _task_data(items: Sequence[str], flag: str = "--task-data", what: str = "DIR") -> dict[str, Path]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise UserError(f"--task-data {item!r}: expected TASK=DIR")
+            raise UserError(f"{flag} {item!r}: expected TASK={what}")
         task, path = item.split("=", 1)
         out[task] = Path(path)
     return out
@@ -62,6 +62,10 @@ class RunOptions(Options):
     data_root: Optional[Path] = option(None, must=directory_rule("--data-root", must_exist=True),
                                        help="folder holding each task's data_dir (e.g. lexical/, sSC/)")
     task_data: list[str] = option(default_factory=list, metavar="TASK=DIR", help="data dir for one task")
+    task_units: list[str] = option(default_factory=list, flag="--units", metavar="TASK=FILE",
+                                   help="score a likelihood task from a units JSONL instead of tokenizing its audio: "
+                                        "slamkit's features ({file_name, units, duration}) or `alignslm-eval units "
+                                        "export` files, matched to items by key or file name (docs/data-layouts.md)")
     task_settings: list[str] = option(default_factory=list, flag="--set", metavar="TASK.KEY=VALUE",
                                       help="override a task setting, e.g. swuggy.split=test or "
                                            "sstorycloze.reduction=sum")
@@ -95,7 +99,8 @@ def run_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="alignslm-eval",
         description="Score a textless speech LM on spoken benchmarks. Other commands: `alignslm-eval ls`, "
-        "`alignslm-eval score` (re-score a saved continuation run), `alignslm-eval zerospeech-score`.",
+        "`alignslm-eval score` (re-score a saved continuation run), `alignslm-eval zerospeech-score`, "
+        "`alignslm-eval units export` (write the units a run scored), `alignslm-eval report` (an HTML page of a run).",
     )
     add_options(p, ModelOptions)
     add_options(p, RunOptions)
@@ -173,9 +178,11 @@ def cmd_run(argv: Sequence[str]) -> int:
         print(f"alignslm-eval: skipping {name}: {reason}", file=sys.stderr)
     specs = [s for s in specs if s.name not in skipped]
     task_data = _task_data(run_options.task_data)
-    unknown = sorted(set(task_data) - {s.name for s in specs} - set(skipped))
-    if unknown:
-        raise UserError(f"--task-data for {', '.join(unknown)}: not among the tasks run ({run_options.tasks})")
+    task_units = _task_data(run_options.task_units, "--units", "FILE")
+    for flag, given in (("--task-data", task_data), ("--units", task_units)):
+        unknown = sorted(set(given) - {s.name for s in specs} - set(skipped))
+        if unknown:
+            raise UserError(f"{flag} for {', '.join(unknown)}: not among the tasks run ({run_options.tasks})")
     output_dir = run_options.output_path / model_name(model_options.model, model_options.adapter)
     if run_options.limit is not None:
         # A partial run's files (submission, samples, items) go beside the full run's, never over them.
@@ -184,6 +191,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         output_dir=output_dir,
         data_root=data_root,
         task_data=task_data,
+        task_units=task_units,
         cache_dir=cache_dir,
         batch_size=run_options.batch_size,
         limit=run_options.limit,
@@ -197,11 +205,15 @@ def cmd_run(argv: Sequence[str]) -> int:
     tasks = prepare_tasks(specs, settings)
     lm = build_unit_lm(replace(model_options, device=world.device(model_options.device)), resolved.path)
     model_dir = lm.describe().get("local_dir")
-    tokenizer = build_tokenizer(tokenizer_options, model_dir)
-    source = tokenizer_source(tokenizer_options, model_dir)
-    lm.vocab.check_tokenizer(tokenizer.n_units, source)
-    settings.components = build_pipeline(pipeline_options, model_dir, world.device(model_options.device),
-                                          UnitCounts(lm.vocab, tokenizer.n_units, source))
+    if all(t.spec.name in task_units for t in tasks) and not tokenizer_options.tokenizer:
+        # every task scores supplied units: no speech tokenizer is loaded, so none need be at hand
+        tokenizer, counts = None, None
+    else:
+        tokenizer = build_tokenizer(tokenizer_options, model_dir)
+        source = tokenizer_source(tokenizer_options, model_dir)
+        lm.vocab.check_tokenizer(tokenizer.n_units, source)
+        counts = UnitCounts(lm.vocab, tokenizer.n_units, source)
+    settings.components = build_pipeline(pipeline_options, model_dir, world.device(model_options.device), counts)
     results, path = evaluate(tasks, lm, tokenizer, settings)
     if results is None:
         if not world.group:
@@ -338,13 +350,34 @@ def cmd_score(argv: Sequence[str]) -> int:
     return _report_unscored_tasks(doc)
 
 
+def cmd_units(argv: Sequence[str]) -> int:
+    p = ArgumentParser(
+        prog="alignslm-eval units",
+        description="`alignslm-eval units export RUN` writes the units a run scored, one <task>.jsonl per likelihood "
+        "task ({key, file_name, units, duration} per line), for `alignslm-eval --units TASK=FILE`.",
+    )
+    p.add_argument("action", choices=["export"])
+    p.add_argument("run", type=Path, help="a run dir (runs/<model>/) or its results_<timestamp>.json")
+    p.add_argument("--output", type=Path, required=True, help="folder to write <task>.jsonl into")
+    p.add_argument("--cache-dir", type=Path, help="the cache root the run used (default $ALIGNSLM_CACHE or "
+                                                  "~/.cache/alignslm)")
+    args = p.parse_args(argv)
+    from alignslm_eval.evaluate.units_export import export_units, newest_results
+    from alignslm_eval.io.cache import default_cache_dir
+
+    for path in export_units(newest_results(args.run), args.output, args.cache_dir or default_cache_dir()):
+        print(f"units: {path}")
+    return 0
+
+
 def cmd_report(argv: Sequence[str]) -> int:
     # imported on use: the report's module is not needed to score
     from alignslm_eval.cli.report import eval_main
     return eval_main(list(argv))
 
 
-COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd_score, "report": cmd_report}
+COMMANDS = {"ls": cmd_ls, "zerospeech-score": cmd_zerospeech_score, "score": cmd_score, "units": cmd_units,
+            "report": cmd_report}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

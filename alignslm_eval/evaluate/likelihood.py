@@ -32,7 +32,7 @@ from alignslm_eval.io.errors import UserError
 from alignslm_eval.evaluate.generation import PipelineComponents, evaluate_generation_task
 from alignslm_eval.evaluate.world import World
 from alignslm_eval.api.results import ResultsDocument, TaskEntry, markdown_summary, recorded_metric_info
-from alignslm_eval.io.units import Units, from_frames
+from alignslm_eval.io.units import Units, from_frames, match_units, read_units_jsonl, units_digest
 
 TOKENIZE_COMMIT_EVERY = 32
 
@@ -42,6 +42,8 @@ class EvalSettings:
     output_dir: Path
     data_root: Optional[Path] = None
     task_data: dict[str, Path] = field(default_factory=dict)
+    #: task -> a units file (alignslm_eval.io.units.read_units_jsonl) scored instead of tokenizing the task's audio
+    task_units: dict[str, Path] = field(default_factory=dict)
     cache_dir: Path = Path(".")
     batch_size: int = 8
     limit: Optional[int] = None
@@ -95,6 +97,22 @@ def tokenize_items(
     return {i.key: by_hash[hashes[i.key]] for i in items}
 
 
+def supplied_units(path: Path, items: list[AudioItem], lm: UnitLM) -> dict[str, Units]:
+    """The units a units file gives each item, checked against the model's unit inventory (one-line errors naming
+    the file: an item without units, an id outside the vocabulary)."""
+    if not Path(path).is_file():
+        raise UserError(f"--units {path}: file not found; give a units JSONL ({{file_name, units, duration}} per line, "
+                        "as slamkit's features or `alignslm-eval units export` write)")
+    matched = match_units(read_units_jsonl(path), {i.key: i.path for i in items}, Path(path))
+    n_units = lm.vocab.n_units
+    for key, units in matched.items():
+        if units.units.min() < 0 or units.units.max() >= n_units:
+            bad = int(units.units.max() if units.units.max() >= n_units else units.units.min())
+            raise UserError(f"{path}: item {key}: unit id {bad} is outside the model's {n_units}-unit vocabulary "
+                            f"({lm.vocab.summary()}); give units from the tokenizer the model was trained with")
+    return matched
+
+
 def dataset_hash(data: TaskData, hashes: dict[str, str]) -> str:
     h = hashlib.sha256()
     for key in sorted(data.items):
@@ -137,9 +155,12 @@ def prepare_tasks(specs: list[TaskSpec], settings: EvalSettings) -> list[Prepare
         task = TASK_KINDS.get(spec.kind)(spec)
         data_dir = task_data_dir(spec, settings)
         if isinstance(task, GenerationTask):
+            if spec.name in settings.task_units:
+                raise UserError(f"--units {spec.name}=...: {spec.name} samples continuations of spoken prompts; units "
+                                "files serve likelihood tasks only")
             data = task.load_prompts(data_dir)[: settings.limit]
         else:
-            data = task.load(data_dir).limited(settings.limit)
+            data = task.load(data_dir, check_audio=spec.name not in settings.task_units).limited(settings.limit)
             if not data.choices:
                 raise UserError(f"task {spec.name}: no items found under {data_dir}")
         prepared.append(PreparedTask(spec, task, data, data_dir))
@@ -155,21 +176,30 @@ def evaluate_task(
     spec, task, data, data_dir = prepared.spec, prepared.task, prepared.data, prepared.data_dir
     world = settings.world
     items = sorted(data.items.values(), key=lambda i: i.key)
-    hashes = {}
-    with tqdm(items, desc=f"{spec.name}: hashing", unit="file") as bar:  # closed before an error is printed
-        for item in bar:
-            hashes[item.key] = file_sha256(item.path)
+    units_file = settings.task_units.get(spec.name)
+    supplied = supplied_units(units_file, items, lm) if units_file else None
+    if supplied is not None:
+        # the units stand for the audio: their content hashes key the dataset and the resume log
+        hashes = {k: units_digest(u) for k, u in supplied.items()}
+        mine = world.mine(items, key=lambda i: i.key, cost=lambda i: len(supplied[i.key]))
+        units = {i.key: supplied[i.key] for i in mine}
+    else:
+        hashes = {}
+        with tqdm(items, desc=f"{spec.name}: hashing", unit="file") as bar:  # closed before an error is printed
+            for item in bar:
+                hashes[item.key] = file_sha256(item.path)
+        # File size stands for the cost of tokenizing and of scoring an item: both grow with its length.
+        mine = world.mine(items, key=lambda i: i.key, cost=lambda i: i.path.stat().st_size)
+        units = tokenize_items(mine, hashes, tokenizer, cache)
     dhash = dataset_hash(data, hashes)
-    # File size stands for the cost of tokenizing and of scoring an item: both grow with its length.
-    mine = world.mine(items, key=lambda i: i.key, cost=lambda i: i.path.stat().st_size)
-    units = tokenize_items(mine, hashes, tokenizer, cache)
+    units_record = {"path": str(units_file), "sha256": file_sha256(units_file)} if units_file else None
 
     model = lm.describe()
     run_key = hashlib.sha256(
         json.dumps(
             # The device kind, not its index: ranks on cuda:0 and cuda:1 score the same run.
             {"model": {**model, "device": str(model.get("device", "")).split(":")[0]},
-             "tokenizer": tokenizer.fingerprint(),
+             "tokenizer": {"units_file": units_record["sha256"]} if units_record else tokenizer.fingerprint(),
              # Only what changes an item's log-likelihood: the sum/mean choice is applied after, from the log.
              "protocol": {"add_bos": spec.protocol.add_bos, "add_eos": spec.protocol.add_eos, "dedup": spec.dedup},
              "dataset": dhash},
@@ -234,8 +264,11 @@ def evaluate_task(
                     "meta": c.meta,
                 }, default=str) + "\n")
         files["samples"] = str(samples)
+    protocol = spec.to_json()
+    if units_record:
+        protocol["units"] = {**units_record, "n_items": len(items)}  # the tokenizer stage was skipped
     return TaskEntry(
-        protocol=spec.to_json(),
+        protocol=protocol,
         dataset={"path": str(data_dir), "sha256": dhash, "n_items": len(items), "n_choices": len(data.choices),
                  "limit": settings.limit},
         result=result,
@@ -246,8 +279,16 @@ def evaluate_task(
     )
 
 
+def supplied_tokenizer(task_units: dict[str, Path]) -> dict[str, Any]:
+    """What results record as the tokenizer of a run that tokenized nothing: the units files it scored, and a
+    fingerprint of their contents (so runs on the same units share one leaderboard row)."""
+    files = {task: {"path": str(p), "sha256": file_sha256(p)} for task, p in sorted(task_units.items())}
+    digest = hashlib.sha256(json.dumps({t: f["sha256"] for t, f in files.items()}).encode()).hexdigest()
+    return {"fingerprint": "units:" + digest[:16], "kind": "supplied units", "units_files": files}
+
+
 def evaluate(
-    tasks: list[PreparedTask], lm: UnitLM, tokenizer: SpeechTokenizer, settings: EvalSettings
+    tasks: list[PreparedTask], lm: UnitLM, tokenizer: Optional[SpeechTokenizer], settings: EvalSettings
 ) -> tuple[Optional[dict[str, Any]], Optional[Path]]:
     """Run every task and write `results_<timestamp>.json` (+ `.md`) under the output dir; (None, None) on a
     process that does not write the final files (a rank other than 0, a `--shard` job)."""
@@ -261,7 +302,8 @@ def evaluate(
     except ImportError:
         pass
     world = settings.world
-    cache = UnitCache(settings.cache_dir, tokenizer.fingerprint(), world)
+    # without a tokenizer every task scores supplied units: there is nothing to cache
+    cache = UnitCache(settings.cache_dir, tokenizer.fingerprint(), world) if tokenizer is not None else None
     try:
         task_results = {}
         for t in tasks:
@@ -272,9 +314,10 @@ def evaluate(
             else:
                 task_results[t.spec.name] = evaluate_task(t, lm, tokenizer, cache, settings)
     finally:
-        cache.close()
+        if cache is not None:
+            cache.close()
     world.barrier()  # no rank writes its unit cache file any more
-    if world.group and world.rank == 0:
+    if world.group and world.rank == 0 and cache is not None:
         fold_rank_files(cache.path)
     if not world.writes_final_files:
         return None, None
@@ -286,7 +329,8 @@ def evaluate(
         batch_size=settings.batch_size,
         wall_time_s=round(time.time() - started, 3),
         model=lm.describe(),
-        tokenizer={"fingerprint": tokenizer.fingerprint(), **tokenizer.describe()},
+        tokenizer=({"fingerprint": tokenizer.fingerprint(), **tokenizer.describe()} if tokenizer is not None
+                   else supplied_tokenizer(settings.task_units)),
         skipped_tasks=settings.skipped,
     )
     path = document.write(settings.output_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -53,17 +54,75 @@ def parse_unit_string(text: str) -> np.ndarray:
 
 
 def read_units_jsonl(path: Path) -> dict[str, Units]:
-    """Read a slamkit features file: one JSON object per line with `units`, optional `duration`, and `file_name`."""
+    """Read a units file: one JSON object per line with `units`, optional `duration` (run lengths; ones when absent)
+    and a name: `file_name` (slamkit's feature format, e.g. `{"file_name", "units", "duration"}`) and, in the files
+    `alignslm-eval units export` writes, also `key` (the item's key in its task), which is then the name. UserError
+    naming the file and line for a bad record or a name given twice."""
+    path = Path(path)
     out: dict[str, Units] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                units = np.asarray(row["units"], dtype=np.int64)
-                durations = np.asarray(row.get("duration", np.ones_like(units)), dtype=np.int64)
-                out[row["file_name"]] = Units(units, durations)
-            except (KeyError, ValueError, TypeError) as e:
-                raise UserError(f"{path}:{lineno}: not a units record ({e}); expected keys units, duration, file_name")
+    line_of: dict[str, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read units file ({e}); give a JSONL file of {{file_name, units, duration}}")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            name = str(row["key"] if "key" in row else row["file_name"])
+            units = np.asarray(row["units"], dtype=np.int64)
+            durations = np.asarray(row.get("duration", np.ones_like(units)), dtype=np.int64)
+            if units.ndim != 1 or not units.size:
+                raise ValueError("units must be a non-empty list of integers")
+            if (durations < 1).any():
+                raise ValueError("durations must be 1 or more")
+            record = Units(units, durations)
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise UserError(f"{path}:{lineno}: not a units record ({e}); expected keys file_name (or key), units, "
+                            "duration")
+        if name in out:
+            raise UserError(f"{path}:{lineno}: {name!r} already has units on line {line_of[name]}; each file once")
+        out[name], line_of[name] = record, lineno
+    return out
+
+
+def units_record(key: str, file_name: str, units: Units) -> str:
+    """One line of the units files `alignslm-eval units export` writes: slamkit's feature fields plus the key."""
+    return json.dumps({"key": key, "file_name": file_name, "units": units.units.tolist(),
+                       "duration": units.durations.tolist()})
+
+
+def units_digest(units: Units) -> str:
+    """A content hash of one record's units and durations: the stand-in for an audio file's hash when units are
+    supplied, so the dataset hash and resume keys follow the units."""
+    h = hashlib.sha256(np.ascontiguousarray(units.units, dtype=np.int64).tobytes())
+    h.update(b"|" + np.ascontiguousarray(units.durations, dtype=np.int64).tobytes())
+    return "units:" + h.hexdigest()
+
+
+def match_units(records: dict[str, Units], keys: dict[str, Path], source: Path) -> dict[str, Units]:
+    """Each item's units (`keys`: item key -> its audio path): the record named by the item's key, else the one whose
+    name has the item file's stem (slamkit names records by audio path, e.g. ../audio/x.flac). UserError for an item
+    with none, or for a stem two records share."""
+    by_stem: dict[str, list[str]] = {}
+    for name in records:
+        by_stem.setdefault(Path(name).stem if "." in Path(name).name else Path(name).name, []).append(name)
+    out: dict[str, Units] = {}
+    missing = []
+    for key, path in keys.items():
+        if key in records:
+            out[key] = records[key]
+            continue
+        names = by_stem.get(path.stem, [])
+        if len(names) > 1:
+            raise UserError(f"{source}: {len(names)} records ({', '.join(names[:3])}) match item {key} by file name; "
+                            "name records by the item key (the file path under the task's data dir, no extension)")
+        if names:
+            out[key] = records[names[0]]
+        else:
+            missing.append(key)
+    if missing:
+        raise UserError(f"{source}: no units for item {missing[0]} ({len(missing)} of {len(keys)} missing); the file "
+                        "must name every item of the task, by its key or its audio file name")
     return out

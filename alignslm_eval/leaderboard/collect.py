@@ -386,8 +386,11 @@ def task_protocol(doc: dict[str, Any], task: str, shown: str) -> Protocol:
     data_text = (f"sha256 {str(sha)[:12]}" + (f", first {limit} choices" if limit else "")
                  + (f", settings {settings}" if spec.get("settings") else ""))
     scoring = likelihood_fields(spec)
+    units = spec.get("units") or {}
+    tokenizer = (ProtocolField(f"units:{units.get('sha256')}", f"supplied units (sha256 {str(units.get('sha256'))[:12]})")
+                 if units else known(f"fp:{fp}", f"{tok_text} (fingerprint {fp})", bool(fp)))
     protocol = {
-        "tokenizer": known(f"fp:{fp}", f"{tok_text} (fingerprint {fp})", bool(fp)),
+        "tokenizer": tokenizer,
         **{name: scoring.get(name) or known("", "", False) for name in ("reduction", "bos_eos", "dedup")},
         "dataset": known(f"{sha}/{limit}/{settings}", data_text, bool(sha)),
     }

@@ -133,3 +133,22 @@ def test_an_unknown_protocol_is_a_one_line_error(setup, tmp_path, capsys):
     _, err = capsys.readouterr()
     assert code == 2 and "--protocol slamkt" in err and "slamkit" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_hubert_normalisation_disagreement_is_a_one_line_error(setup, tmp_path, capsys):
+    import joblib
+    from sklearn.cluster import KMeans
+
+    from tests.tokenizers.test_hubert import HIDDEN, _make_model
+
+    data, _, twist = setup
+    hubert = _make_model(tmp_path / "mhubert", "mhubert25")
+    (hubert / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True}))
+    points = np.random.default_rng(0).standard_normal((100, HIDDEN)).astype(np.float32)
+    joblib.dump(KMeans(n_clusters=N_UNITS, n_init=1, random_state=0).fit(points), tmp_path / "km.bin")
+    code = main(["--model", str(twist), "--tasks", "swuggy", "--data-root", str(data), "--n-units", str(N_UNITS),
+                 "--tokenizer", "hubert", "--tokenizer-args", f"path={hubert},kmeans={tmp_path / 'km.bin'},layer=3",
+                 "--output-path", str(tmp_path / "runs")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "do_normalize: true" in err and "normalize=false to match them" in err

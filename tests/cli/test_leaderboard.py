@@ -8,9 +8,12 @@ from alignslm_eval.cli.leaderboard import main, table_parser
 from tests.leaderboard.factory import results_doc, task_entry, write
 
 
-def runs_dir(tmp_path):
+def runs_dir(tmp_path, peer: bool = False):
     write(tmp_path / "runs" / "tiny-lm" / "results_1.json",
           results_doc({"sblimp": task_entry(0.625), "tstorycloze": task_entry(0.5, reduction="mean")}))
+    if peer:  # another model scored on the same data the same way: values to be best among
+        write(tmp_path / "runs" / "peer-lm" / "results_1.json",
+              results_doc({"sblimp": task_entry(0.6)}, model_path="/ckpt/peer-lm", weights="c3" * 32))
     return tmp_path / "runs"
 
 
@@ -18,7 +21,9 @@ def test_markdown_to_stdout(tmp_path, capsys):
     assert main([str(runs_dir(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| model | size | adapter | source | sBLIMP acc (%) ↑ | tSC acc (%) ↑ |")
-    assert "| **tiny-lm** |" not in out and "| tiny-lm | 40K |  | tiny-lm/results_1.json | **62.50 ± 1.00** |" in out
+    # one row has no peer to be best among: nothing is bold
+    assert "**" not in out.split("\n\n")[0]
+    assert "| tiny-lm | 40K |  | tiny-lm/results_1.json | 62.50 ± 1.00 |" in out
 
 
 def test_format_from_output_suffix_and_bar_chart(tmp_path, capsys):
@@ -34,9 +39,10 @@ def test_format_from_output_suffix_and_bar_chart(tmp_path, capsys):
 
 
 def test_csv_and_latex_formats(tmp_path, capsys):
-    runs = str(runs_dir(tmp_path))
+    runs = str(runs_dir(tmp_path, peer=True))
     assert main([runs, "--format", "csv", "--tasks", "sblimp"]) == 0
-    assert capsys.readouterr().out.splitlines()[1].startswith("tiny-lm,40K,,tiny-lm/results_1.json,run,,62.50,1.00,*")
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("tiny-lm,40K,,tiny-lm/results_1.json,run,,62.50,1.00,*") for line in lines)
     assert main([runs, "--format", "latex"]) == 0
     assert r"\textbf{62.50 $\pm$ 1.00}" in capsys.readouterr().out
 
@@ -82,7 +88,8 @@ def test_reference_file_option(tmp_path, capsys):
                    "models:\n  - {name: Other, source: p, results: {sblimp: {accuracy: '70.0'}}}\n")
     assert main([str(runs_dir(tmp_path)), "--reference-file", str(ref)]) == 0
     out = capsys.readouterr().out
-    assert "| Other |  |  | p | **70.0**[" in out and "TWIST" not in out
+    # the published row is alone in its source: shown, with no peer to be best among
+    assert "| Other |  |  | p | 70.0[" in out and "TWIST" not in out
 
 
 def test_bad_columns_argument(tmp_path, capsys):

@@ -524,3 +524,14 @@ def test_pairs_with_identical_audio_warn_once(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="alignslm_tasks.choice"):
         ZeroSpeechLexical(spec("swuggy")).load(tmp_path / "lexical")
     assert caplog.records == []
+
+
+@pytest.mark.parametrize("task_cls, name, sep, folder", [
+    (ZeroSpeechLexical, "swuggy", "_", "swuggy_inter"), (ZeroSpeechSyntactic, "sblimp", "+", "sblimp")])
+def test_slamkits_numbered_folder_layout_is_refused_rather_than_paired_by_guess(tmp_path, task_cls, name, sep, folder):
+    # slamkit's layout: <data_path>/<subfolder>/<n><sep>...wav, pairs formed by n and directory order
+    for n in range(2):
+        for label in ("a", "b"):
+            write_wav(tmp_path / folder / "part" / f"{n}{sep}{label}.wav")
+    with pytest.raises(UserError, match=r"slamkit's (lexical|syntactic) folder layout .*does not guess a pairing"):
+        task_cls(spec(name)).load(tmp_path / folder)
