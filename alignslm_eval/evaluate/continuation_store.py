@@ -244,6 +244,12 @@ class ContinuationRun:
 
     # -- stage 2: vocoding ----------------------------------------------------------------------------------------
 
+    def wav_path(self, vocoder: dict[str, Any], prompt_id: str, sample: int) -> Path:
+        """Where the vocoder `vocoder` (its description) puts a continuation's wav."""
+        # The id's hash keeps names unique even when two ids flatten to the same text.
+        name = f"{prompt_id.replace('/', '__')}__{key_of(prompt_id)[:8]}__{sample}.wav"
+        return self.root / "wav" / key_of(vocoder) / name
+
     def vocode(self, items: list[Continuation], description: dict[str, Any], vocoder: Optional[Vocoder] = None) -> None:
         """Give every item the wav and durations of the vocoder `description` names, making the missing ones with
         `vocoder`; without it (re-scoring, see `recorded`) an item that vocoder did not vocode is a UserError."""
@@ -258,8 +264,7 @@ class ContinuationRun:
         durations = {row["key"]: row["durations"] for row in read_every_rank(durations_log, ("key", "durations"))}
         with open_append(self.world.own_file(durations_log)) as log:
             for item in tqdm(items, desc="vocoding", unit="file"):
-                # The id's hash keeps names unique even when two ids flatten to the same text.
-                path = folder / f"{item.prompt_id.replace('/', '__')}__{key_of(item.prompt_id)[:8]}__{item.sample}.wav"
+                path = self.wav_path(description, item.prompt_id, item.sample)
                 key = _item_key(item)
                 units = np.asarray(item.units, dtype=np.int64)
                 if vocoder is None and (key not in durations or not path.is_file()):
@@ -285,7 +290,7 @@ class ContinuationRun:
         and continuation texts come from the same ASR, so scorers compare like with like. Where a prompt has a
         reference transcript (a CTM alignment), the ASR's WER/CER on those prompts is returned as a check of the ASR
         (None when no prompt has one)."""
-        path = self.root / "transcripts" / f"{key_of(description)}.jsonl"
+        path = self.transcripts_log(description)
         path.parent.mkdir(parents=True, exist_ok=True)
         if asr is not None and _records(self.world):
             write_json(path.with_suffix(".json"), description)
@@ -334,13 +339,21 @@ class ContinuationRun:
 
     # -- stage 4: scoring -----------------------------------------------------------------------------------------
 
+    def transcripts_log(self, asr: dict[str, Any]) -> Path:
+        """The transcripts the ASR `asr` (its description) made of this run's prompts and continuations."""
+        return self.root / "transcripts" / f"{key_of(asr)}.jsonl"
+
+    def score_log(self, metric: str, scorer: dict[str, Any], upstream: Optional[dict[str, Any]] = None) -> Path:
+        """The score log of a scorer (its description) over inputs from `upstream` (vocoder and ASR descriptions)."""
+        return self.root / "scores" / f"{metric}-{key_of([scorer, upstream or {}])}.jsonl"
+
     def score(self, items: list[Continuation], scorer: ContinuationScorer,
               upstream: Optional[dict[str, Any]] = None, retry: bool = True) -> list[Score]:
         """`upstream`: what produced the inputs the scorer reads (the vocoder's and the ASR's descriptions), part of
         the score file's key so another ASR or vocoder never reuses these scores. `retry`: whether stored scores
         that are not final (errors, see ContinuationScorer.is_final) are tried again; rank 0 reading the others'
         scores keeps them as they are, as a run in one process would."""
-        path = self.root / "scores" / f"{scorer.metric}-{key_of([scorer.describe(), upstream or {}])}.jsonl"
+        path = self.score_log(scorer.metric, scorer.describe(), upstream)
         path.parent.mkdir(parents=True, exist_ok=True)
         if _records(self.world):
             write_text(path.with_suffix(".json"), json.dumps(scorer.describe(), indent=2, default=str) + "\n")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from alignslm_eval.evaluate.continuation_store import ContinuationRun, key_of
+from alignslm_eval.evaluate.continuation_store import ContinuationRun
 from alignslm_eval.io.jsonl import read_every_rank, read_jsonl
 from alignslm_eval.io.rank_files import every_file
 
@@ -60,13 +60,6 @@ def rows_from_samples_log(path: Path) -> list[SampleRow]:
     return rows
 
 
-def continuation_wav(run_root: Path, vocoder: dict[str, Any], prompt_id: str, sample: int) -> Path:
-    """Where `ContinuationRun.vocode` writes a continuation's wav for `vocoder` (its recorded description); a test
-    checks the two agree."""
-    name = f"{prompt_id.replace('/', '__')}__{key_of(prompt_id)[:8]}__{sample}.wav"
-    return Path(run_root) / "wav" / key_of(vocoder) / name
-
-
 def _score_log(run: ContinuationRun, metric: str, scorer: Optional[dict[str, Any]], vocoder: Optional[dict[str, Any]],
                asr: Optional[dict[str, Any]]) -> Optional[Path]:
     """The score log of `metric`: the one keyed by the recorded scorer and its upstream (the key `score` gives it),
@@ -76,7 +69,7 @@ def _score_log(run: ContinuationRun, metric: str, scorer: Optional[dict[str, Any
         described = {k: v for k, v in scorer.items() if k != "direction"}
         # A scorer that reads transcripts has the ASR in its upstream; one that reads only wavs has not.
         for upstream in ({"vocoder": vocoder, "asr": asr}, {"vocoder": vocoder}):
-            path = folder / f"{metric}-{key_of([described, upstream])}.jsonl"
+            path = run.score_log(metric, described, upstream)
             if any(p.is_file() for p in every_file(path)):
                 return path
     found = sorted(p for p in folder.glob(f"{metric}-*.jsonl") if ".rank" not in p.name)
@@ -103,8 +96,7 @@ def rows_from_run(run_root: Path, metrics: list[str], scorers: Optional[dict[str
     asr = asr if asr is not None else _recorded(run, "asr")
     texts: dict[str, str] = {}
     if asr is not None:
-        texts = {r["key"]: r["text"] for r in read_every_rank(run.root / "transcripts" / f"{key_of(asr)}.jsonl",
-                                                              ("key", "text"))}
+        texts = {r["key"]: r["text"] for r in read_every_rank(run.transcripts_log(asr), ("key", "text"))}
     scores = {}
     for metric in metrics:
         log = _score_log(run, metric, (scorers or {}).get(metric), vocoder, asr)
@@ -112,7 +104,7 @@ def rows_from_run(run_root: Path, metrics: list[str], scorers: Optional[dict[str
     rows = []
     for prompt_id, sampled in run.sampled().items():
         for k, units in enumerate(sampled["continuations"]):
-            wav = continuation_wav(run.root, vocoder, prompt_id, k) if vocoder is not None else None
+            wav = run.wav_path(vocoder, prompt_id, k) if vocoder is not None else None
             text_key = wav.relative_to(run.root).as_posix() if wav is not None else None
             row = SampleRow(prompt_id, k, len(units), sampled.get("audio"), sampled.get("cut_s"),
                             texts.get(f"prompt:{prompt_id}"), str(wav) if wav is not None else None,

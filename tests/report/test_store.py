@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from alignslm_eval.api.results import ResultsDocument
-from alignslm_eval.report.store import continuation_wav, rows_from_run, rows_from_samples_log
+from alignslm_eval.evaluate.continuation_store import ContinuationRun
+from alignslm_eval.report.store import rows_from_run, rows_from_samples_log
 
 
 def test_rows_from_the_run_dir_equal_the_samples_log(demo_results):
@@ -30,4 +31,5 @@ def test_without_a_pipeline_record_the_runs_own_records_are_used(demo_results):
     logged = {r.key: r for r in rows_from_samples_log(Path(entry.files["samples"]))}
     assert rows and all(r.scores["silence_ratio"] == logged[r.key].scores["silence_ratio"] for r in rows)
     vocoder = entry.pipeline["vocoder"]
-    assert all(Path(r.wav) == continuation_wav(run_dir, vocoder, r.prompt_id, r.sample) for r in rows)
+    assert all(Path(r.wav) == ContinuationRun(run_dir).wav_path(vocoder, r.prompt_id, r.sample) and Path(r.wav).is_file()
+               for r in rows)
