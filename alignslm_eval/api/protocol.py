@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.yaml_file import read_yaml_fields
 
 #: the preset of the task files' own values (tasks/*.yaml): what a run without --protocol scores with
 DEFAULT_PROTOCOL = "alignslm"
@@ -98,15 +97,7 @@ def all_presets() -> list[ProtocolPreset]:
 
 def parse_preset(path: Path) -> ProtocolPreset:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: cannot read protocol preset ({' '.join(str(e).split())}); fix the YAML")
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a protocol preset is a YAML mapping (protocol:, description:, tasks:, ...)")
-    unknown = sorted(set(raw) - _FIELDS)
-    if unknown:
-        raise UserError(f"{path}: unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
+    raw = read_yaml_fields(path, str(path), "protocol preset", "protocol:, description:, tasks:, ...", _FIELDS)
     if raw.get("protocol") != path.stem:
         raise UserError(f"{path}: field protocol is {raw.get('protocol')!r} but the file is named {path.stem}.yaml")
     version = raw.get("version")

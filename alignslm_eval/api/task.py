@@ -12,11 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from alignslm_eval.api.model import LikelihoodProtocol
 from alignslm_eval.api.protocol import ProtocolPreset, resolve_overrides
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.yaml_file import read_yaml_fields
 
 
 @dataclass(frozen=True)
@@ -182,17 +181,7 @@ def parse_spec(path: Path, overrides: Optional[dict[str, Any]] = None) -> TaskSp
 def _read_mapping(path: Path, included_by: Optional[Path] = None) -> dict[str, Any]:
     """One YAML file's fields, checked against the known ones (each file is blamed for its own keys)."""
     what = f"{path} (included by {included_by})" if included_by else str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        # YAML's own message spans lines (a caret under the bad spot); one line reads better beside the file name
-        raise UserError(f"{what}: cannot read task definition ({' '.join(str(e).split())}); fix the YAML")
-    if not isinstance(raw, dict):
-        raise UserError(f"{what}: a task definition must be a YAML mapping of task fields (task:, kind:, ...)")
-    unknown = set(raw) - _KNOWN
-    if unknown:
-        raise UserError(f"{what}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN)}")
-    return raw
+    return read_yaml_fields(path, what, "task definition", "task:, kind:, ...", _KNOWN)
 
 
 def _with_includes(path: Path, own: dict[str, Any], chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
