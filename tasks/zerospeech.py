@@ -209,7 +209,8 @@ def _check_filename(filename: str, gold_csv: Path, line: int) -> None:
 def read_gold(gold_csv: Path, fmt: GoldFormat) -> tuple[list[Choice], dict[str, int]]:
     """Pair the correct and incorrect rows of a ZeroSpeech gold.csv into Choices (sorted by id).
 
-    Rows are matched on `fmt.pair_fields`, never by their order in the file. Each Choice has candidates
+    Rows are matched on `fmt.pair_fields`, never by their order in the file; for a format whose official scorer
+    pairs by position, its pairs follow where they differ (`positional_choices`). Each Choice has candidates
     (correct filename, incorrect filename), positive 0, and the correct row's `fmt.meta_fields` as meta. Also
     returns each filename's line number. Filenames must be plain relative names inside the gold.csv folder,
     without whitespace (see `_check_filename`).
@@ -248,22 +249,27 @@ def read_gold(gold_csv: Path, fmt: GoldFormat) -> tuple[list[Choice], dict[str, 
         choices.append(Choice(id="/".join(key), candidates=(pos["filename"], neg["filename"]), positive=0, meta=meta))
     if not choices:
         raise UserError(f"{gold_csv}: no rows; re-download the benchmark")
-    return sorted(choices, key=lambda c: c.id), seen_files
+    choices.sort(key=lambda c: c.id)
+    if fmt.pairs_by_position:
+        choices += positional_choices(gold_csv, fmt, [row for _, row in rows], choices)
+    return choices, seen_files
 
 
-def positional_choices(gold_csv: Path, fmt: GoldFormat, keyed: list[Choice]) -> list[Choice]:
+def positional_choices(gold_csv: Path, fmt: GoldFormat, rows: list[dict[str, str]],
+                       keyed: list[Choice]) -> list[Choice]:
     """The pairs the official ZeroSpeech 2021 sBLIMP scorer forms where they differ from the key pairs: it pairs the
     k-th correct row with the k-th incorrect row in gold.csv's order (zerospeech2021/syntactic.py, load_data,
     zerospeech/zerospeech2021 @ 199624a) and takes type, subtype, id and voice from the correct row. An ordered
     gold.csv pairs the same rows either way, and none are returned; otherwise every positional pair is returned
-    (meta "pairing": POSITIONAL), so the official figure can be reported beside the key-paired one, with a warning."""
-    rows = read_csv_rows(gold_csv, fmt.columns, f"a ZeroSpeech {fmt.name} gold.csv")
-    correct = [row for _, row in rows if row["correct"] == "1"]
-    incorrect = [row for _, row in rows if row["correct"] == "0"]
+    (meta "pairing": POSITIONAL), so the official figure can be reported beside the key-paired one, with a warning.
+    `rows`: gold.csv's rows in file order; `keyed`: the key pairs (`read_gold`)."""
+    correct = [row for row in rows if row["correct"] == "1"]
+    incorrect = [row for row in rows if row["correct"] == "0"]
     pairs = [(c["filename"], i["filename"]) for c, i in zip(correct, incorrect)]
-    if set(pairs) == {tuple(c.candidates) for c in keyed}:
+    keyed_pairs = {tuple(c.candidates) for c in keyed}
+    differ = sum(1 for pair in pairs if pair not in keyed_pairs)
+    if not differ:
         return []
-    differ = sum(1 for pair in pairs if pair not in {tuple(c.candidates) for c in keyed})
     log.warning("%s: the official sBLIMP scorer pairs rows by position (k-th correct with k-th incorrect row), and in "
                 "this file's order %d of %d positional pairs are not the key-paired ones; both figures are reported: "
                 "accuracy (pairs by type, subtype, id and voice) and %s (the official rule)", gold_csv, differ,
@@ -292,8 +298,6 @@ def load_split(split_dir: Path, fmt: GoldFormat, check_audio: bool = True) -> Ta
             "(it pairs each wav with its id, voice and correct label)"
         )
     choices, line_of = read_gold(gold_csv, fmt)
-    if fmt.pairs_by_position:
-        choices = choices + positional_choices(gold_csv, fmt, choices)
     items = {
         name: AudioItem(key=name, path=split_dir / f"{name}.wav") for choice in choices for name in choice.candidates
     }

@@ -9,11 +9,12 @@ overrides one of them, and results record the preset's name, what `--set` change
 
 from __future__ import annotations
 
-import hashlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from alignslm_eval.io.audio import file_sha256
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.io.yaml_file import read_yaml_fields
 
@@ -33,9 +34,6 @@ class PresetValue:
     source: str = ""
     #: why the value could not be checked against its source offline; empty when `source` is given
     unverified: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, **({"source": self.source} if self.source else {"unverified": self.unverified})}
 
 
 @dataclass(frozen=True)
@@ -67,10 +65,6 @@ class ProtocolPreset:
         return bool(values) and all(protocol.get(k) == v for k, v in values.items())
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def presets_dir() -> Path:
     import alignslm_tasks
 
@@ -88,11 +82,17 @@ def load_preset(name: str) -> ProtocolPreset:
     if name not in files:
         raise UserError(f"--protocol {name}: no such protocol; choose one of {', '.join(files)} (see "
                         "`alignslm-eval ls` and docs/scoring-protocol.md)")
-    return parse_preset(files[name])
+    return _shipped(files[name])
 
 
 def all_presets() -> list[ProtocolPreset]:
-    return [parse_preset(p) for p in preset_files().values()]
+    return [_shipped(p) for p in preset_files().values()]
+
+
+@functools.cache
+def _shipped(path: Path) -> ProtocolPreset:
+    # the package's own files do not change while it runs; the leaderboard asks for them once per table cell
+    return parse_preset(path)
 
 
 def parse_preset(path: Path) -> ProtocolPreset:

@@ -65,7 +65,7 @@ class RunOptions(Options):
     task_units: list[str] = option(default_factory=list, flag="--units", metavar="TASK=FILE",
                                    help="score a likelihood task from a units JSONL instead of tokenizing its audio: "
                                         "slamkit's features ({file_name, units, duration}) or `alignslm-eval units "
-                                        "export` files, matched to items by key or file name (docs/data-layouts.md)")
+                                        "export` files, matched to items by key or file name (docs/tasks.md)")
     task_settings: list[str] = option(default_factory=list, flag="--set", metavar="TASK.KEY=VALUE",
                                       help="override a task setting, e.g. swuggy.split=test or "
                                            "sstorycloze.reduction=sum")

@@ -104,12 +104,8 @@ def supplied_units(path: Path, items: list[AudioItem], lm: UnitLM) -> dict[str, 
         raise UserError(f"--units {path}: file not found; give a units JSONL ({{file_name, units, duration}} per line, "
                         "as slamkit's features or `alignslm-eval units export` write)")
     matched = match_units(read_units_jsonl(path), {i.key: i.path for i in items}, Path(path))
-    n_units = lm.vocab.n_units
     for key, units in matched.items():
-        if units.units.min() < 0 or units.units.max() >= n_units:
-            bad = int(units.units.max() if units.units.max() >= n_units else units.units.min())
-            raise UserError(f"{path}: item {key}: unit id {bad} is outside the model's {n_units}-unit vocabulary "
-                            f"({lm.vocab.summary()}); give units from the tokenizer the model was trained with")
+        lm.vocab.check_units(units.units, f"{path}: item {key}")  # before any scoring, naming the file
     return matched
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from alignslm_eval.api.registry import TASK_KINDS
 from alignslm_eval.api.task import parse_spec
+from alignslm_eval.evaluate.likelihood import dataset_hash
 from alignslm_eval.io.atomic import write_text
 from alignslm_eval.io.audio import file_sha256
 from alignslm_eval.io.cache import UnitCache
@@ -66,8 +67,6 @@ def _export_task(results: Path, name: str, entry: dict[str, Any], cache: UnitCac
     data_dir = Path(dataset["path"])
     data = TASK_KINDS.get(spec.kind)(spec).load(data_dir).limited(dataset.get("limit"))
     hashes = {key: file_sha256(item.path) for key, item in sorted(data.items.items())}
-    from alignslm_eval.evaluate.likelihood import dataset_hash
-
     if dataset_hash(data, hashes) != dataset["sha256"]:
         raise UserError(f"{data_dir}: task {name}'s data changed since {results} was written (its dataset hash "
                         "differs); rerun the evaluation, then export")

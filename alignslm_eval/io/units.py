@@ -107,7 +107,7 @@ def match_units(records: dict[str, Units], keys: dict[str, Path], source: Path) 
     with none, or for a stem two records share."""
     by_stem: dict[str, list[str]] = {}
     for name in records:
-        by_stem.setdefault(Path(name).stem if "." in Path(name).name else Path(name).name, []).append(name)
+        by_stem.setdefault(Path(name).stem, []).append(name)
     out: dict[str, Units] = {}
     missing = []
     for key, path in keys.items():

@@ -40,12 +40,7 @@ class UnitVocabulary:
     def encode(self, units: np.ndarray, add_bos: bool, add_eos: bool, source: str = "sequence") -> np.ndarray:
         """Token ids for a unit sequence; a unit outside the inventory is a user error naming its source."""
         units = np.asarray(units, dtype=np.int64)
-        if units.size and (units.min() < 0 or units.max() >= self.n_units):
-            bad = int(units.max() if units.max() >= self.n_units else units.min())
-            raise UserError(
-                f"{source}: unit id {bad} is outside the model's {self.n_units}-unit vocabulary; "
-                "use the speech tokenizer the model was trained with"
-            )
+        self.check_units(units, source)
         parts = []
         if add_bos:
             parts.append([self._special("bos_id")])
@@ -53,6 +48,16 @@ class UnitVocabulary:
         if add_eos:
             parts.append([self._special("eos_id")])
         return np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+
+    def check_units(self, units: np.ndarray, source: str) -> None:
+        """A UserError naming `source` when a unit id lies outside this vocabulary's inventory."""
+        units = np.asarray(units, dtype=np.int64)
+        if units.size and (units.min() < 0 or units.max() >= self.n_units):
+            bad = int(units.max() if units.max() >= self.n_units else units.min())
+            raise UserError(
+                f"{source}: unit id {bad} is outside the model's {self.n_units}-unit vocabulary; "
+                "use the speech tokenizer the model was trained with"
+            )
 
     def misfit(self, vocab_size: int, reserved: Optional[dict[str, int]] = None) -> Optional[str]:
         """Why this vocabulary cannot serve a model with `vocab_size` token embeddings, or None when it can: every unit
