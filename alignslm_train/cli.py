@@ -3,6 +3,7 @@
     alignslm-train --model CKPT --prompts DIR --judge-model M [--judge-base-url URL] --rounds 3 --output-dir runs/align
     alignslm-train --stage pairs --round 2 ...      # one stage of one round, alone
     alignslm-train merge --model CKPT --adapter runs/align/round-3/adapter --output merged/
+    alignslm-train demo-experiment                  # the loop on the story world, 3 seeds: leaderboards/align-demo.md
 
 OUTPUT/config.json lists the commands run there and, once a round is complete, the settings its results depend on;
 a later command with other settings is refused rather than mixed into or written over those results.
@@ -243,6 +244,26 @@ def cmd_merge(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_experiment(argv: Sequence[str]) -> int:
+    from alignslm_train.experiment import ExperimentConfig
+
+    p = ArgumentParser(prog="alignslm-train demo-experiment",
+                       description="Train Align-SLM rounds on the story world over several seeds and write a table of "
+                                   "held-out metrics per round with 95%% confidence intervals (docs/align-demo.md).")
+    add_options(p, ExperimentConfig)
+    p.add_argument("--cache-dir", type=Path, help="where the story world is built (default: the alignslm cache)")
+    args = p.parse_args(argv)
+    config = from_namespace(ExperimentConfig, args)
+    from alignslm_eval.io.cache import default_cache_dir
+    from alignslm_train.experiment import run_experiment
+
+    out = run_experiment(config, args.cache_dir or default_cache_dir(),
+                         redact_command(["alignslm-train", "demo-experiment", *argv]))
+    print(out.read_text())
+    print(f"table: {out}; numbers: {out.with_suffix('.json')}; plot: {out.with_suffix('.png')}")
+    return 0
+
+
 def cmd_report(argv: Sequence[str]) -> int:
     from alignslm_eval.cli.report import train_main
     return train_main(list(argv))
@@ -250,7 +271,7 @@ def cmd_report(argv: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"merge": cmd_merge, "report": cmd_report}
+    commands = {"merge": cmd_merge, "report": cmd_report, "demo-experiment": cmd_experiment}
     command = commands.get(argv[0]) if argv else None
     return run_command("alignslm-train", lambda: command(argv[1:]) if command else cmd_train(argv),
                        "finished stages and items are saved, rerun the same command to resume")

@@ -27,3 +27,12 @@ def demo(tmp_path_factory):
     from alignslm_eval.demo import ensure_demo
 
     return ensure_demo(tmp_path_factory.mktemp("demo-cache"))
+
+
+@pytest.fixture(scope="session")
+def story_world(tmp_path_factory):
+    """The story world at its small scale (two of the grammar's times, short training; about 45 s), once per
+    session: real speech, tokenizer, unit LM, recogniser and text LM, too weak for effects, right for mechanics."""
+    from alignslm_eval.demo.story_world import ensure_story_world
+
+    return ensure_story_world(tmp_path_factory.mktemp("story-cache"), "small")

@@ -88,7 +88,7 @@ SCORERS: Registry = Registry(
 VOCODERS: Registry = Registry(
     "vocoder", "alignslm.vocoders", ("alignslm_eval.vocoders.code_hifigan", "alignslm_eval.vocoders.griffin_lim")
 )
-ASRS: Registry = Registry("speech recogniser", "alignslm.asr", ("alignslm_eval.asr.whisper", "alignslm_eval.asr.sphinx"))
+ASRS: Registry = Registry("speech recogniser", "alignslm.asr", ("alignslm_eval.asr.whisper", "alignslm_eval.asr.sphinx", "alignslm_eval.asr.word_ctc"))
 
 register_model = MODELS.register
 register_tokenizer = TOKENIZERS.register

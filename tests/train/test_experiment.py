@@ -1,0 +1,68 @@
+"""`alignslm-train demo-experiment`, reduced (small world, one seed, one round, few openings): the experiment's
+mechanics, not the size of its effect. Held-out openings never reach training, every policy is evaluated with the
+same sampling, and the table, numbers and plot are written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from alignslm_eval.io.errors import UserError
+from alignslm_train.experiment import ExperimentConfig, check_disjoint, mean_ci, render_markdown, run_experiment
+
+
+def test_mean_ci_is_students_t_over_seeds():
+    ci = mean_ci([1.0, 2.0, 3.0])
+    assert ci["mean"] == 2.0 and ci["n"] == 3
+    assert ci["ci95"] == pytest.approx(4.302652729911275 * 1.0 / 3 ** 0.5)
+    assert mean_ci([None, 5.0]) == {"mean": 5.0, "ci95": None, "n": 1}
+
+
+def test_overlapping_openings_are_refused(story_world, tmp_path):
+    train, held = tmp_path / "train", tmp_path / "held"
+    shutil.copytree(story_world.held_out_prompts, held)
+    train.mkdir()
+    opening = next(held.glob("*.wav"))
+    shutil.copy(opening, train / opening.name)
+    with pytest.raises(UserError, match=r"training and held-out openings overlap"):
+        check_disjoint(story_world, train, held)
+
+
+@pytest.mark.slow
+def test_a_reduced_experiment_evaluates_every_policy_on_held_out_openings_only(story_world, tmp_path):
+    config = ExperimentConfig(output_dir=tmp_path / "out", leaderboard=tmp_path / "lb" / "align-demo.md", seeds=[0],
+                              rounds=1, scale="small", train_prompts=8, held_out_prompts=4, samples_per_prompt=4,
+                              eval_samples=1)
+    table = run_experiment(config, story_world.root.parent.parent, ["alignslm-train", "demo-experiment", "..."])
+    record = json.loads(table.with_suffix(".json").read_text())
+    for suffix in (".png", ".svg"):
+        assert table.with_suffix(suffix).stat().st_size > 0
+    assert table.read_text() == render_markdown(record)
+    assert "| metric (held-out openings) | base | round 1 |" in table.read_text()
+
+    # held out by story: no training opening, and no agent + place pair, among the evaluated ones
+    train_ids = {json.loads(line)["prompt_id"] for line in
+                 (config.output_dir / "seed-0" / "train" / "round-1" / "scores.jsonl").read_text().splitlines()}
+    by_id = {s.prompt_id: s for s in story_world.stories}
+    evaluated = {}
+    for k, run in ((0, "model"), (1, "model+round-1")):
+        run_dir = config.output_dir / "seed-0" / "eval" / run / "limit-4"
+        rows = [json.loads(line) for line in (run_dir / "samples_continuation.jsonl").read_text().splitlines()]
+        evaluated[k] = {r["prompt_id"] for r in rows}
+        assert all(by_id[i].held_out for i in evaluated[k]) and len(evaluated[k]) == 4
+        assert {"genppl", "auto_bleu", "semantic_rating"} <= set(rows[0]["scores"])
+        assert {r["scores"]["semantic_rating"]["status"] for r in rows} == {"ok"}  # the local judge answered
+        results = json.loads(next(run_dir.glob("results_*.json")).read_text())
+        assert set(results["tasks"]) == {"continuation", "sstorycloze", "tstorycloze"}
+        evaluated[f"settings{k}"] = results["tasks"]["continuation"]["protocol"]["settings"]
+        assert (results["settings"]["adapter"] is None) == (k == 0)
+    assert train_ids and not train_ids & evaluated[0]
+    assert not {(by_id[i].agent, by_id[i].place) for i in train_ids} & {(by_id[i].agent, by_id[i].place)
+                                                                        for i in evaluated[0]}
+    assert evaluated[0] == evaluated[1] and evaluated["settings0"] == evaluated["settings1"]
+    assert record["disjoint"]["shared_prompts"] == 0 and record["disjoint"]["train_prompts"] == 8
+    policies = record["per_seed"]["0"]["policies"]
+    assert set(policies) == {"0", "1"} and all(p["samples"] == 4 for p in policies.values())
+    assert record["summary"]["pairs"][0]["per_seed"] == [record["per_seed"]["0"]["rounds"]["1"]["pairs"]]
