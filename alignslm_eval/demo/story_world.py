@@ -130,6 +130,7 @@ def make_stories(grammar: dict[str, Any], times: Optional[int] = None) -> list[S
 class StoryWorld:
     root: Path
     scale: str
+    grammar: dict[str, Any] = field(repr=False)
     stories: tuple[Story, ...] = field(repr=False)
 
     model_dir = property(lambda self: self.root / "model")
@@ -161,8 +162,9 @@ def ensure_story_world(cache_dir: Path, scale: str = "full") -> StoryWorld:
     if scale not in SCALES:
         raise UserError(f"story world scale {scale!r}: choose one of {', '.join(SCALES)}")
     sizes = SCALES[scale]
-    world = StoryWorld(Path(cache_dir) / "demo" / f"stories-v{STORY_WORLD_VERSION}-{scale}", scale,
-                       tuple(make_stories(read_grammar(), sizes.times)))
+    grammar = read_grammar()
+    world = StoryWorld(Path(cache_dir) / "demo" / f"stories-v{STORY_WORLD_VERSION}-{scale}", scale, grammar,
+                       tuple(make_stories(grammar, sizes.times)))
     if (world.root / "world.json").is_file():
         return world
     started = time.time()
@@ -173,7 +175,7 @@ def ensure_story_world(cache_dir: Path, scale: str = "full") -> StoryWorld:
                               "stories": {"train": len(train), "held_out": len(held)},
                               "prompts": {"train": len({s.prompt_id for s in train}),
                                           "held_out": len({s.prompt_id for s in held})},
-                              "held_out_pairs": read_grammar()["held_out"]}
+                              "held_out_pairs": grammar["held_out"]}
     units = _units(world, train)
     record["unit_lm"] = _train_unit_lm(world, units, sizes.unit_lm_steps)
     _vocode(world, units)
@@ -348,7 +350,7 @@ def _build_benchmark(world: StoryWorld) -> None:
 
     from alignslm_eval.builders.benchmarks import build_storycloze
 
-    grammar = read_grammar()
+    grammar = world.grammar
     partial = world.data_root.with_name("benchmark.partial")
     shutil.rmtree(partial, ignore_errors=True)
     sources = partial / "_sources"
