@@ -64,9 +64,9 @@ class ExperimentConfig(Options):
                                 help="training openings sampled each round (a seeded subset of the world's)")
     held_out_prompts: Optional[int] = option(None, must=POSITIVE_INT,
                                              help="held-out openings evaluated (default: all of them)")
-    samples_per_prompt: int = option(4, must=(lambda v: v >= 2, "at least 2"),
+    samples_per_prompt: int = option(8, must=(lambda v: v >= 2, "at least 2"),
                                      help="continuations per training opening")
-    eval_samples: int = option(2, must=POSITIVE_INT, help="continuations per held-out opening")
+    eval_samples: int = option(8, must=POSITIVE_INT, help="continuations per held-out opening")
     pair_rule: str = option("perplexity", choices=("perplexity", "judge_threshold"),
                             help="pairs by GenPPL under the world's text LM, or by the rule judge's ratings")
     temperature: float = option(1.0, must=(lambda v: v > 0, "greater than 0"),
@@ -74,7 +74,7 @@ class ExperimentConfig(Options):
     top_k: int = option(0, must=(lambda v: v >= 0, "0 or more"), help="top-k of sampling (0: none)")
     max_new_tokens: int = option(60, must=POSITIVE_INT,
                                  help="units of one continuation (the world's second sentences are about 50)")
-    learning_rate: float = option(2e-3, must=(lambda v: v > 0, "greater than 0"),
+    learning_rate: float = option(5e-4, must=(lambda v: v > 0, "greater than 0"),
                                   help="DPO learning rate (the tiny model needs far more than a real SLM's 5e-5)")
     beta: float = option(0.1, must=(lambda v: v > 0, "greater than 0"), help="DPO beta")
     epochs: float = option(2.0, must=(lambda v: v > 0, "greater than 0"), help="DPO epochs over a round's pairs")
@@ -222,7 +222,7 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
         return {"mean": None, "ci95": None, "n": 0}
     if len(xs) == 1:
         return {"mean": xs[0], "ci95": None, "n": 1}
-    half = stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
+    half = float(stats.t.ppf(0.975, len(xs) - 1)) * statistics.stdev(xs) / math.sqrt(len(xs))
     return {"mean": statistics.fmean(xs), "ci95": half, "n": len(xs)}
 
 
@@ -252,7 +252,7 @@ def summarise(per_seed: dict[int, dict[str, Any]], rounds: int) -> dict[str, Any
             entry = {"round": k, **mean_ci(values), "change_from_base": mean_ci(change) if k else None}
             if k and entry["change_from_base"]["ci95"] is not None:
                 c = entry["change_from_base"]
-                entry["significant"] = abs(c["mean"]) > c["ci95"]
+                entry["significant"] = bool(abs(c["mean"]) > c["ci95"])
             rows.append(entry)
         table[key] = rows
     pairs = [[s["rounds"][k]["pairs"] for s in per_seed.values()] for k in range(1, rounds + 1)]
@@ -385,7 +385,7 @@ def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]
     prompts = _prompt_subset(world, config)
     disjoint = check_disjoint(world, prompts, world.held_out_prompts)
     per_seed: dict[int, dict[str, Any]] = {}
-    with StoryJudgeServer() as judge:
+    with StoryJudgeServer(world.grammar) as judge:
         for seed in config.seeds:
             rounds, policies = {}, {}
             for k in range(1, config.rounds + 1):
