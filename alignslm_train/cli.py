@@ -249,7 +249,7 @@ def cmd_experiment(argv: Sequence[str]) -> int:
 
     p = ArgumentParser(prog="alignslm-train demo-experiment",
                        description="Train Align-SLM rounds on the story world over several seeds and write a table of "
-                                   "held-out metrics per round with 95%% confidence intervals (docs/align-demo.md).")
+                                   "held-out metrics per round with 95% confidence intervals (docs/align-demo.md).")
     add_options(p, ExperimentConfig)
     p.add_argument("--cache-dir", type=Path, help="where the story world is built (default: the alignslm cache)")
     args = p.parse_args(argv)

@@ -12,7 +12,9 @@ It builds the story world (`alignslm_eval.demo.story_world`), starts the rule ju
 
 Then it writes the table (`--leaderboard`, Markdown), its numbers (`.json` beside it) and a plot of each metric
 against the round (`.png`/`.svg`), with 95% confidence intervals over the seeds (Student's t). Everything lands under
-`--output-dir` and is resumed from there: a rerun skips finished rounds and scored samples.
+`--output-dir` and is resumed from there: a rerun skips finished rounds and evaluations (`seed-N/eval/round-K.json`,
+kept with the evaluation's arguments, so other evaluation settings score again). Each seed runs in its own process,
+`--workers` at a time, its output in `seed-N/log.txt`; the parent shows one progress bar over all steps.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ class ExperimentConfig(Options):
                               help="where every seed's rounds and evaluations go")
     leaderboard: Path = option(Path("leaderboards/align-demo.md"),
                                help="the table to write; its .json numbers and .png/.svg plot go beside it")
-    seeds: list[int] = option(default_factory=lambda: [0, 1, 2], parse=_seeds,
-                              help="training seeds (sampling and DPO); confidence intervals are over these")
+    seeds: list[int] = option(default_factory=lambda: [0, 1, 2, 3, 4], parse=_seeds,
+                              help="training seeds (sampling and DPO); confidence intervals are over these (with "
+                                   "3, Student's t of 4.3 at 95% hid a 15% effect in the seed-to-seed spread)")
     rounds: int = option(3, must=POSITIVE_INT, help="curriculum rounds per seed")
     scale: str = option("full", choices=("full", "small"),
                         help="story world size: full, or small (fewer stories, short training: for tests)")
@@ -81,6 +84,9 @@ class ExperimentConfig(Options):
     lora_rank: int = option(16, must=POSITIVE_INT, help="LoRA rank")
     lora_alpha: int = option(32, must=POSITIVE_INT, help="LoRA alpha")
     batch_size: int = option(8, must=POSITIVE_INT, help="pairs per DPO step")
+    workers: int = option(2, must=POSITIVE_INT,
+                          help="seeds run at once, each in its own process on one torch thread (the figures do not "
+                               "depend on it)")
 
 
 def _judge_key_env() -> str:
@@ -130,7 +136,7 @@ def _pipeline_args(world, judge_url: str) -> list[str]:
 
 
 def _train_round(world, config: ExperimentConfig, seed: int, k: int, prompts: Path, judge_url: str,
-                 cache_dir: Path) -> float:
+                 cache_dir: Path, log: Path) -> float:
     from alignslm_train.cli import main as train_main
 
     out = config.output_dir / f"seed-{seed}" / "train"
@@ -146,26 +152,27 @@ def _train_round(world, config: ExperimentConfig, seed: int, k: int, prompts: Pa
     started = time.time()
     rc = train_main(argv)
     if rc != 0:
-        raise UserError(f"seed {seed}, round {k}: alignslm-train exited with {rc} (see above); rerun the same command "
-                        "to resume")
+        raise UserError(f"seed {seed}, round {k}: {_failure('alignslm-train', rc, log)}")
     seconds = round(time.time() - started, 1)
     write_text(out / f"round-{k}" / "experiment_seconds.json", json.dumps({"seconds": seconds}) + "\n")
     return seconds
 
 
-def _evaluate(world, config: ExperimentConfig, seed: int, k: int, judge_url: str, cache_dir: Path) -> Path:
-    """Score round k's policy (k = 0: the base model) on the held-out openings; returns its results dir."""
-    from alignslm_eval.cli.eval import main as eval_main, model_name
+def _evaluate(world, config: ExperimentConfig, seed: int, k: int, judge_url: str, cache_dir: Path,
+              log: Path) -> dict[str, Any]:
+    """Score round k's policy (k = 0: the base model) on the held-out openings with `alignslm-eval`; its figures
+    (`policy_metrics`) and seconds, kept in seed-N/eval/round-k.json so a rerun does not score it again."""
+    import contextlib
+    import io
 
+    from alignslm_eval.cli.eval import main as eval_main
+
+    done = config.output_dir / f"seed-{seed}" / "eval" / f"round-{k}.json"
     adapter = config.output_dir / f"seed-{seed}" / "train" / f"round-{k}" / "adapter" if k else None
-    output_path = config.output_dir / f"seed-{seed}" / "eval"
-    run_dir = output_path / model_name(str(world.model_dir), str(adapter) if adapter else None)
-    if config.held_out_prompts:
-        run_dir = run_dir / f"limit-{config.held_out_prompts}"
     sampling = {"samples": config.eval_samples, "temperature": config.temperature, "top_k": config.top_k,
                 "max_new_tokens": config.max_new_tokens, "prompt_seconds": 10}
     argv = ["--model", str(world.model_dir), "--tasks", "continuation,sstorycloze,tstorycloze",
-            "--data-root", str(world.data_root), "--output-path", str(output_path), "--seed", str(seed),
+            "--data-root", str(world.data_root), "--output-path", str(done.parent), "--seed", str(seed),
             "--log-samples", "--cache-dir", str(cache_dir), *_pipeline_args(world, judge_url),
             "--set", "continuation.scorers=[genppl,auto_bleu,judge_rating]",
             *[a for key, value in sampling.items() for a in ("--set", f"continuation.{key}={value}")]]
@@ -173,32 +180,86 @@ def _evaluate(world, config: ExperimentConfig, seed: int, k: int, judge_url: str
         argv += ["--adapter", str(adapter)]
     if config.held_out_prompts:
         argv += ["--limit", str(config.held_out_prompts)]
-    rc = eval_main(argv)
-    if rc != 0:
-        raise UserError(f"seed {seed}, round {k}: alignslm-eval exited with {rc} (see above); rerun the same command "
-                        "to resume")
-    return run_dir
+    identity = [a for a in argv if a != judge_url]  # the judge's port changes with every invocation
+    if done.is_file() and json.loads(done.read_text()).get("argv") == identity:
+        return json.loads(done.read_text())
+    started = time.time()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = eval_main(argv)
+    sys.stdout.write(printed.getvalue())
+    results = [line[len("results: "):] for line in printed.getvalue().splitlines() if line.startswith("results: ")]
+    if rc != 0 or not results:
+        raise UserError(f"seed {seed}, round {k}: {_failure('alignslm-eval', rc, log)}")
+    entry = {"argv": identity, "results": results[-1], "seconds": round(time.time() - started, 1),
+             "metrics": policy_metrics(Path(results[-1]))}
+    write_text(done, json.dumps(entry, indent=2) + "\n")
+    return entry
 
 
-def policy_metrics(run_dir: Path) -> dict[str, Optional[float]]:
-    """One policy's held-out figures from its samples log and results: geometric-mean GenPPL over scored samples
-    (the mean of a perplexity is ruled by its worst outlier), the share of samples with a transcript, mean judge
-    rating, auto-BLEU, words and units per continuation, and the likelihood tasks' accuracies."""
+def _failure(command: str, rc: int, log: Path) -> str:
+    """What a failed step says, for the parent's one-line error: the command's own error line from the log."""
+    sys.stderr.flush()
+    said = [line.strip() for line in log.read_text(errors="replace").splitlines() if f"{command}: " in line]
+    return (said[-1] if said else f"{command} exited with {rc}") + f" (log: {log}); fix that and rerun the same " \
+        "command to resume"
+
+
+def run_seed(config: ExperimentConfig, seed: int, cache_dir: Path, prompts: Path, judge_url: str) -> dict[str, Any]:
+    """One seed's curriculum rounds, then the base model's and every round's evaluation: a worker process's job.
+    Everything it prints goes to seed-N/log.txt; torch runs on one thread, so figures do not depend on --workers."""
+    import torch
+
+    from alignslm_eval.demo.story_world import ensure_story_world
+
+    log = config.output_dir / f"seed-{seed}" / "log.txt"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    torch.set_num_threads(1)
+    world = ensure_story_world(cache_dir, config.scale)
+    rounds, policies = {}, {}
+    for k in range(1, config.rounds + 1):
+        seconds = _train_round(world, config, seed, k, prompts, judge_url, cache_dir, log)
+        report = json.loads((config.output_dir / f"seed-{seed}" / "train" / f"round-{k}" /
+                             "pairs_report.json").read_text())
+        rounds[k] = {"pairs": report["pairs"], "no_pair": report["no_pair"], "seconds": seconds}
+    for k in range(config.rounds + 1):
+        print(f"demo-experiment: seed {seed}: evaluating {'the base model' if k == 0 else f'round {k}'} on the "
+              "held-out openings", file=sys.stderr, flush=True)
+        entry = _evaluate(world, config, seed, k, judge_url, cache_dir, log)
+        policies[k] = entry["metrics"] | {"seconds": entry["seconds"]}
+    return {"rounds": rounds, "policies": policies}
+
+
+def _steps_done(config: ExperimentConfig) -> int:
+    """Finished rounds and evaluations under --output-dir, for the progress bar."""
+    out = config.output_dir
+    return sum(len(list(out.glob(f"seed-{s}/train/round-*/COMPLETE.json"))) +
+               len(list(out.glob(f"seed-{s}/eval/round-*.json"))) for s in config.seeds)
+
+
+def policy_metrics(results_file: Path) -> dict[str, Optional[float]]:
+    """One policy's held-out figures from an evaluation's results file and the samples log beside it:
+    geometric-mean GenPPL over scored samples (the mean of a perplexity is ruled by its worst outlier), the share of
+    samples with a transcript, mean judge rating, auto-BLEU, words and units per continuation, and the likelihood
+    tasks' accuracies."""
     from alignslm_eval.leaderboard.collect import load_results
 
-    rows = [json.loads(line) for line in (run_dir / "samples_continuation.jsonl").read_text().splitlines() if line]
+    samples = results_file.parent / "samples_continuation.jsonl"
+    rows = [json.loads(line) for line in samples.read_text().splitlines() if line] if samples.is_file() else []
     if not rows:
-        raise UserError(f"{run_dir / 'samples_continuation.jsonl'}: no samples; delete {run_dir} and rerun")
+        raise UserError(f"{samples}: no samples; delete {results_file.parent} and rerun")
 
     def values(metric: str) -> list[float]:
         return [r["scores"][metric]["value"] for r in rows if r["scores"].get(metric, {}).get("value") is not None]
 
     genppl = values("genppl")
     mean = lambda xs: statistics.fmean(xs) if xs else None  # noqa: E731
-    found = sorted(run_dir.glob("results_*.json"))  # this dir's own: a --limit run lives in a subfolder
-    if not found:
-        raise UserError(f"{run_dir}: no results file; rerun the same command to finish the evaluation")
-    tasks = load_results(found[-1])["tasks"]
+    tasks = load_results(results_file)["tasks"]
     accuracy = {name: tasks[name]["result"]["metrics"]["accuracy"]["value"] for name in ("sstorycloze", "tstorycloze")}
     return {
         "genppl_geomean": math.exp(statistics.fmean(math.log(x) for x in genppl)) if genppl else None,
@@ -268,6 +329,42 @@ def _cell(entry: dict[str, Any], fmt: str) -> str:
     return text + (f" ± {fmt.format(entry['ci95'])}" if entry["ci95"] is not None else "")
 
 
+def _change(entry: dict[str, Any], fmt: str) -> str:
+    c = entry["change_from_base"]
+    half = "" if c["ci95"] is None else " ± " + fmt.replace("+", "").format(c["ci95"])
+    return fmt.format(c["mean"]) + half
+
+
+def _findings(record: dict[str, Any]) -> list[str]:
+    """The table's verdicts, read off its numbers: the reward per round (with the seeds that moved each way), the
+    reward-hacking checks and the likelihood tasks."""
+    metrics = record["summary"]["metrics"]
+    per_seed = list(record["per_seed"].values())
+    lines = []
+    base = metrics["genppl_geomean"][0]["mean"]
+    for entry in metrics["genppl_geomean"][1:]:
+        k, c = entry["round"], entry["change_from_base"]
+        if c["mean"] is None or base is None:
+            continue
+        pairs = [(s["policies"][str(k)]["genppl_geomean"], s["policies"]["0"]["genppl_geomean"]) for s in per_seed]
+        lower = sum(after < before for after, before in pairs if after is not None and before is not None)
+        verdict = ("not a significant change" if not entry.get("significant") else
+                   "a significant improvement" if c["mean"] < 0 else "a significant worsening")
+        lines.append(f"- Round {k}: the rewarded metric, held-out GenPPL, changes by {_change(entry, '{:+.1f}')} "
+                     f"({c['mean'] / base:+.0%}) from the base, lower in {lower} of {c['n']} seeds: {verdict} at 95%.")
+    spans = {key: [e["mean"] for e in metrics[key] if e["mean"] is not None] for key in ("auto_bleu", "words")}
+    if spans["auto_bleu"] and spans["words"]:
+        lines.append(f"- Reward hacking: mean auto-BLEU (repeated word bigrams) stays within "
+                     f"{min(spans['auto_bleu']):.3f}–{max(spans['auto_bleu']):.3f} and words per continuation within "
+                     f"{min(spans['words']):.1f}–{max(spans['words']):.1f} over the rounds, so the reward did not come "
+                     "from repeating or from saying less.")
+    for key, name in (("sstorycloze", "sSC"), ("tstorycloze", "tSC")):
+        moved = [f"round {e['round']} {_change(e, '{:+.3f}')}" for e in metrics[key][1:] if e.get("significant")]
+        lines.append(f"- {name} (held-out stories): " + (f"significant changes from the base: {', '.join(moved)}."
+                                                         if moved else "within the CIs of the base in every round."))
+    return lines
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     summary, config, world = record["summary"], record["config"], record["world"]
     rounds = config["rounds"]
@@ -276,8 +373,9 @@ def render_markdown(record: dict[str, Any]) -> str:
         "# Align-SLM on the story world: does alignment improve held-out continuations?",
         "",
         f"Made by `{record['command']}` on {record['date']} in {record['wall_seconds'] / 60:.1f} min "
-        f"({record['machine']}). Each cell: mean ± 95% confidence half-width over {len(config['seeds'])} training "
-        f"seeds ({', '.join(map(str, config['seeds']))}; Student's t). ↓ lower is better, ↑ higher is better. "
+        f"({record['machine']}, {config['workers']} seeds at a time; building the story world, once per cache, took "
+        f"{world['build_seconds'] / 60:.1f} min of that or before it). Each cell: mean ± 95% confidence half-width "
+        f"over {len(config['seeds'])} training seeds ({', '.join(map(str, config['seeds']))}; Student's t). ↓ lower is better, ↑ higher is better. "
         "A change marked * differs from the base at 95% (paired by seed); unmarked, it is not significant.",
         "",
         head,
@@ -296,24 +394,13 @@ def render_markdown(record: dict[str, Any]) -> str:
                  + " | ".join(_cell(p, "{:.1f}") for p in summary["pairs"]) + " |")
     lines.append("| training wall time per round, s | – | "
                  + " | ".join(_cell(t, "{:.0f}") for t in summary["train_seconds"]) + " |")
-    genppl = summary["metrics"]["genppl_geomean"]
-    first = genppl[1]["change_from_base"] if rounds >= 1 else None
-    lines += ["", "## What it shows", ""]
-    if first and first["mean"] is not None:
-        verdict = ("a significant improvement" if first["mean"] < 0 and genppl[1].get("significant") else
-                   "a significant worsening" if genppl[1].get("significant") else "not a significant change")
-        lines.append(f"- The rewarded metric, held-out GenPPL, changes by {first['mean']:+.1f}"
-                     + (f" ± {first['ci95']:.1f}" if first["ci95"] is not None else "")
-                     + f" from the base to round 1: {verdict} at 95%.")
-        last = genppl[rounds]["change_from_base"]
-        if rounds > 1 and last and last["mean"] is not None:
-            lines.append(f"- After round {rounds} the change from the base is {last['mean']:+.1f}"
-                         + (f" ± {last['ci95']:.1f}" if last["ci95"] is not None else "")
-                         + (" (significant)." if genppl[rounds].get("significant") else " (not significant)."))
     lines += [
-        "- Reward hacking check: auto-BLEU (repeated word bigrams), words and units per continuation, and the share "
-        "of samples the recogniser heard words in are reported beside the reward; the likelihood rows show whether "
-        "the policy kept the base model's preferences between right and wrong held-out endings.",
+        "",
+        "## What it shows",
+        "",
+        *_findings(record),
+        "",
+        "How the settings were chosen, and what else was tried: [docs/align-demo.md](../docs/align-demo.md).",
         "",
         "## Set-up",
         "",
@@ -361,7 +448,7 @@ def plot(record: dict[str, Any], stem: Path) -> None:
         rows = record["summary"]["metrics"][key]
         xs = [r["round"] for r in rows]
         for seed, data in per_seed.items():
-            ax.plot(xs, [data["policies"][k][key] if data["policies"][k][key] is not None else float("nan")
+            ax.plot(xs, [data["policies"][str(k)][key] if data["policies"][str(k)][key] is not None else float("nan")
                          for k in xs], color="0.75", linewidth=0.8, marker=".")
         shown = [r for r in rows if r["mean"] is not None]
         ax.errorbar([r["round"] for r in shown], [r["mean"] for r in shown], yerr=[r["ci95"] or 0 for r in shown],
@@ -375,41 +462,69 @@ def plot(record: dict[str, Any], stem: Path) -> None:
     save_figure(figure, stem)
 
 
+def _spent_seconds(output_dir: Path, seconds: Optional[float] = None) -> float:
+    """The seconds every invocation of the experiment on `output_dir` has taken, this one's `seconds` appended
+    first: a resumed run's wall time is the sum of its parts, not its last part."""
+    log = output_dir / "invocations.jsonl"
+    if seconds is not None:
+        with open(log, "a") as f:
+            f.write(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)}) + "\n")
+    return round(sum(json.loads(line)["seconds"] for line in log.read_text().splitlines() if line), 1)
+
+
 def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]) -> Path:
+    """Build the world, run every seed (`config.workers` at a time, each in its own process), write the table."""
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
     from alignslm_eval.demo.story_judge import StoryJudgeServer
     from alignslm_eval.demo.story_world import ensure_story_world
 
     started = time.time()
-    world = ensure_story_world(cache_dir, config.scale)
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    prompts = _prompt_subset(world, config)
-    disjoint = check_disjoint(world, prompts, world.held_out_prompts)
-    per_seed: dict[int, dict[str, Any]] = {}
-    with StoryJudgeServer(world.grammar) as judge:
-        for seed in config.seeds:
-            rounds, policies = {}, {}
-            for k in range(1, config.rounds + 1):
-                seconds = _train_round(world, config, seed, k, prompts, judge.base_url, cache_dir)
-                report = json.loads((config.output_dir / f"seed-{seed}" / "train" / f"round-{k}" /
-                                     "pairs_report.json").read_text())
-                rounds[k] = {"pairs": report["pairs"], "no_pair": report["no_pair"], "seconds": seconds}
-            for k in range(config.rounds + 1):
-                print(f"demo-experiment: seed {seed}: evaluating {'the base model' if k == 0 else f'round {k}'} on "
-                      "the held-out openings", file=sys.stderr)
-                policies[k] = policy_metrics(_evaluate(world, config, seed, k, judge.base_url, cache_dir))
-            per_seed[seed] = {"rounds": rounds, "policies": policies}
+    try:
+        world = ensure_story_world(cache_dir, config.scale)
+        prompts = _prompt_subset(world, config)
+        disjoint = check_disjoint(world, prompts, world.held_out_prompts)
+        per_seed: dict[int, dict[str, Any]] = {}
+        steps = len(config.seeds) * (2 * config.rounds + 1)
+        print(f"demo-experiment: {len(config.seeds)} seeds x {config.rounds} rounds, {config.workers} at a time; "
+              f"each seed's output: {config.output_dir}/seed-N/log.txt", file=sys.stderr)
+        with StoryJudgeServer(world.grammar) as judge, \
+                ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool, \
+                tqdm(total=steps, desc="demo-experiment", unit="step") as bar:
+            futures = {pool.submit(run_seed, config, seed, cache_dir, prompts, judge.base_url): seed
+                       for seed in config.seeds}
+            pending = set(futures)
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=5, return_when=FIRST_EXCEPTION)
+                    bar.update(_steps_done(config) - bar.n)
+                    for future in finished:
+                        per_seed[futures[future]] = future.result()  # a worker's error is raised here
+            except BaseException:
+                # A failed seed or Ctrl-C: seeds not yet started must not start while the pool shuts down.
+                for future in pending:
+                    future.cancel()
+                raise
+        per_seed = {seed: per_seed[seed] for seed in config.seeds}
+    finally:
+        wall_seconds = _spent_seconds(config.output_dir, time.time() - started)
     from importlib.metadata import version
     import platform
 
     record = {
         "command": " ".join(command), "date": time.strftime("%Y-%m-%d"), "leaderboard": str(config.leaderboard),
-        "wall_seconds": round(time.time() - started, 1),
+        "wall_seconds": wall_seconds,
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {version('torch')}",
         "config": {**json.loads(json.dumps(config.recorded(), default=str)),
                    "train_prompts_used": disjoint["train_prompts"]},
         "world": world.record(), "disjoint": disjoint,
         "per_seed": per_seed, "summary": summarise(per_seed, config.rounds),
     }
+    record = json.loads(json.dumps(record))  # the table and plot read what the JSON file holds (string keys)
     out = config.leaderboard
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")

@@ -269,6 +269,20 @@ def _pick_voice(voices: Sequence[Voice], seed: int, key: str) -> Voice:
     return voices[int(digest[:12], 16) % len(voices)]
 
 
+def _tsc_distractor(stories: list[_Story], i: int, rng: random.Random, path: Path) -> int:
+    """tSC's distractor for story i: the index of another story of the file, drawn until its right ending is worded
+    otherwise (the same words would make the two files of a choice say the same thing)."""
+    if all(s.right == stories[i].right for s in stories):
+        raise UserError(f"{path}: every story has the same right ending, so tSC has no other ending to offer; give "
+                        "stories with different endings")
+    while True:
+        other = rng.randrange(len(stories) - 1)
+        if other >= i:
+            other += 1
+        if stories[other].right != stories[i].right:
+            return other
+
+
 def build_storycloze(
     csv_file: PathLike,
     out_root: PathLike,
@@ -299,11 +313,7 @@ def build_storycloze(
     for n, story in enumerate(chosen):
         voice = _pick_voice(build.voices, seed, story.id)
         stories_by_voice[voice.spec] += 1
-        # tSC's distractor: the right ending of another story, drawn from the whole file
-        rng = random.Random(f"{seed}|tsc|{story.id}")
-        other = rng.randrange(len(stories) - 1)
-        if other >= position[story.id]:
-            other += 1
+        other = _tsc_distractor(stories, position[story.id], random.Random(f"{seed}|tsc|{story.id}"), path)
         endings = {"sSC": (story.wrong, story.id), "tSC": (stories[other].right, stories[other].id)}
         for subset, folder in folders.items():
             for label, (ending, source) in (("correct", (story.right, story.id)), ("incorrect", endings[subset])):

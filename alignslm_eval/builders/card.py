@@ -15,7 +15,7 @@ from alignslm_eval.io.audio import file_sha256
 from alignslm_eval.io.errors import UserError
 from alignslm_eval.io.json_file import read_json_object
 
-BUILDER_VERSION = "1.0"
+BUILDER_VERSION = "1.1"  # 1.1: a tSC distractor is never worded as the right ending it stands against
 CARD_JSON = "dataset_card.json"
 CARD_MD = "DATASET_CARD.md"
 

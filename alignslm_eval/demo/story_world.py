@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from alignslm_eval.io.atomic import replacing, write_text
 from alignslm_eval.io.errors import UserError
 
-STORY_WORLD_VERSION = 1
+STORY_WORLD_VERSION = 2  # 2: no tSC choice offers the right ending twice (builder 1.1)
 GRAMMAR = Path(__file__).with_name("stories.yaml")
 N_UNITS = 64
 SEED = 0

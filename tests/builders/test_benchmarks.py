@@ -370,3 +370,24 @@ def test_output_blocked_by_a_file(tmp_path, shared_data):
         build_sblimp([source], tmp_path / "card", ["en-us"], n_per_phenomenon=1, progress=False)
     with pytest.raises(UserError, match=r"--out .*: it is a file, not a directory"):
         build_salmon(["one two three four"], tmp_path / "syntactic")
+
+
+def test_a_tsc_distractor_is_never_worded_as_the_right_ending(tmp_path, shared_data):
+    table = pd.read_csv(shared_data / "storycloze" / STORIES, nrows=4)
+    right = [f"RandomFifthSentenceQuiz{a}" for a in table["AnswerRightEnding"]]
+    for i in range(3):  # three stories share one right ending; only the fourth's differs
+        table.loc[i, right[i]] = "They went home."
+    source = tmp_path / "stories.csv"
+    table.to_csv(source, index=False)
+    build_storycloze(source, tmp_path / "out", ["en-us"], progress=False)
+    rows = read_csv(tmp_path / "out" / "tSC" / "transcripts.csv")[1]
+    texts = {(r["storyid"], r["filename"].rsplit("_", 1)[1]): r["text"] for r in rows}
+    assert len(texts) == 8
+    for story_id in table["InputStoryid"]:
+        assert texts[story_id, "correct.wav"] != texts[story_id, "incorrect.wav"]
+
+    for i in range(4):
+        table.loc[i, right[i]] = "They went home."
+    table.to_csv(source, index=False)
+    with pytest.raises(UserError, match=r"stories\.csv: every story has the same right ending"):
+        build_storycloze(source, tmp_path / "again", ["en-us"], progress=False)

@@ -10,7 +10,8 @@ import shutil
 import pytest
 
 from alignslm_eval.io.errors import UserError
-from alignslm_train.experiment import ExperimentConfig, check_disjoint, mean_ci, render_markdown, run_experiment
+from alignslm_train.experiment import (METRICS, ExperimentConfig, _findings, check_disjoint, mean_ci, render_markdown,
+                                       run_experiment, summarise)
 
 
 def test_mean_ci_is_students_t_over_seeds():
@@ -18,6 +19,27 @@ def test_mean_ci_is_students_t_over_seeds():
     assert ci["mean"] == 2.0 and ci["n"] == 3
     assert ci["ci95"] == pytest.approx(4.302652729911275 * 1.0 / 3 ** 0.5)
     assert mean_ci([None, 5.0]) == {"mean": 5.0, "ci95": None, "n": 1}
+
+
+def test_the_findings_are_read_off_the_numbers():
+    def policy(genppl: float, ssc: float) -> dict:
+        return {key: 0.5 for key, *_ in METRICS} | {"genppl_geomean": genppl, "sstorycloze": ssc, "auto_bleu": 0.01,
+                                                   "words": 7.0}
+
+    genppl = {0: [100.0, 110.0, 90.0], 1: [80.0, 85.0, 95.0]}  # round 1: lower in 2 of 3 seeds, -13.3 on average
+    per_seed = {seed: {"rounds": {1: {"pairs": 8, "seconds": 1.0}},
+                       "policies": {k: policy(genppl[k][i], 0.5 + k * (0.2 + 0.01 * i)) for k in (0, 1)}}
+                for i, seed in enumerate((0, 1, 2))}
+    record = json.loads(json.dumps({"config": {"rounds": 1}, "per_seed": per_seed,
+                                    "summary": summarise(per_seed, 1)}))
+    change = record["summary"]["metrics"]["genppl_geomean"][1]["change_from_base"]
+    assert change["mean"] == pytest.approx(-40 / 3)
+    findings = _findings(record)
+    assert findings[0] == (f"- Round 1: the rewarded metric, held-out GenPPL, changes by -13.3 ± {change['ci95']:.1f} "
+                           "(-13%) from the base, lower in 2 of 3 seeds: not a significant change at 95%.")
+    assert "auto-BLEU (repeated word bigrams) stays within 0.010–0.010" in findings[1]
+    assert findings[2].startswith("- sSC (held-out stories): significant changes from the base: round 1 +0.210 ± ")
+    assert findings[3] == "- tSC (held-out stories): within the CIs of the base in every round."
 
 
 def test_overlapping_openings_are_refused(story_world, tmp_path):
@@ -66,3 +88,14 @@ def test_a_reduced_experiment_evaluates_every_policy_on_held_out_openings_only(s
     policies = record["per_seed"]["0"]["policies"]
     assert set(policies) == {"0", "1"} and all(p["samples"] == 4 for p in policies.values())
     assert record["summary"]["pairs"][0]["per_seed"] == [record["per_seed"]["0"]["rounds"]["1"]["pairs"]]
+    assert (config.output_dir / "seed-0" / "log.txt").stat().st_size > 0  # the worker's output went to its log
+
+    # a rerun resumes: nothing is trained or scored again, the figures are the same, the wall time adds up
+    evaluated_at = (config.output_dir / "seed-0" / "eval" / "round-1.json").stat().st_mtime_ns
+    run_experiment(config, story_world.root.parent.parent, ["alignslm-train", "demo-experiment", "..."])
+    again = json.loads(table.with_suffix(".json").read_text())
+    assert (config.output_dir / "seed-0" / "eval" / "round-1.json").stat().st_mtime_ns == evaluated_at
+    assert again["per_seed"] == record["per_seed"]
+    spent = [json.loads(line)["seconds"] for line in
+             (config.output_dir / "invocations.jsonl").read_text().splitlines()]
+    assert len(spent) == 2 and again["wall_seconds"] == pytest.approx(sum(spent), abs=0.2)
