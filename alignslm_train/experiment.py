@@ -474,7 +474,7 @@ def _spent_seconds(output_dir: Path, seconds: Optional[float] = None) -> float:
 
 def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]) -> Path:
     """Build the world, run every seed (`config.workers` at a time, each in its own process), write the table."""
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -495,20 +495,17 @@ def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]
         with StoryJudgeServer(world.grammar) as judge, \
                 ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool, \
                 tqdm(total=steps, desc="demo-experiment", unit="step") as bar:
-            futures = {pool.submit(run_seed, config, seed, cache_dir, prompts, judge.base_url): seed
-                       for seed in config.seeds}
-            pending = set(futures)
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=5, return_when=FIRST_EXCEPTION)
-                    bar.update(_steps_done(config) - bar.n)
-                    for future in finished:
-                        per_seed[futures[future]] = future.result()  # a worker's error is raised here
-            except BaseException:
-                # A failed seed or Ctrl-C: seeds not yet started must not start while the pool shuts down.
-                for future in pending:
-                    future.cancel()
-                raise
+            # A seed is handed to the pool only when a worker is free: the pool would start a queued seed even
+            # after Ctrl-C or a failure, while it shuts down; as it is, only the running seeds finish or stop.
+            waiting, running = list(config.seeds), {}
+            while waiting or running:
+                while waiting and len(running) < config.workers:
+                    seed = waiting.pop(0)
+                    running[pool.submit(run_seed, config, seed, cache_dir, prompts, judge.base_url)] = seed
+                finished, _ = wait(running, timeout=5, return_when=FIRST_COMPLETED)
+                bar.update(_steps_done(config) - bar.n)
+                for future in finished:
+                    per_seed[running.pop(future)] = future.result()  # a worker's error is raised here
         per_seed = {seed: per_seed[seed] for seed in config.seeds}
     finally:
         wall_seconds = _spent_seconds(config.output_dir, time.time() - started)
