@@ -249,8 +249,10 @@ def policy_metrics(results_file: Path) -> dict[str, Optional[float]]:
     tasks' accuracies."""
     from alignslm_eval.leaderboard.collect import load_results
 
+    from alignslm_eval.io.jsonl import read_jsonl
+
     samples = results_file.parent / "samples_continuation.jsonl"
-    rows = [json.loads(line) for line in samples.read_text().splitlines() if line] if samples.is_file() else []
+    rows = read_jsonl(samples)
     if not rows:
         raise UserError(f"{samples}: no samples; delete {results_file.parent} and rerun")
 
@@ -465,11 +467,13 @@ def plot(record: dict[str, Any], stem: Path) -> None:
 def _spent_seconds(output_dir: Path, seconds: Optional[float] = None) -> float:
     """The seconds every invocation of the experiment on `output_dir` has taken, this one's `seconds` appended
     first: a resumed run's wall time is the sum of its parts, not its last part."""
+    from alignslm_eval.io.jsonl import open_append, read_jsonl
+
     log = output_dir / "invocations.jsonl"
     if seconds is not None:
-        with open(log, "a") as f:
+        with open_append(log) as f:
             f.write(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)}) + "\n")
-    return round(sum(json.loads(line)["seconds"] for line in log.read_text().splitlines() if line), 1)
+    return round(sum(row["seconds"] for row in read_jsonl(log) if isinstance(row, dict) and "seconds" in row), 1)
 
 
 def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]) -> Path:
