@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from alignslm_eval.demo.story_world import GRAMMAR, make_stories, read_grammar
+from alignslm_eval.demo.story_world import GRAMMAR, VOCODER_N_ITER, make_stories, read_grammar
 from alignslm_eval.io.errors import UserError
 
 
@@ -59,4 +59,4 @@ def test_a_build_records_held_out_losses_and_the_recognisers_error_rates(story_w
     rows = (story_world.data_root / "sSC" / "transcripts.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(story_world.split(True))
     vocoder = json.loads((story_world.model_dir / "alignslm_vocoder.json").read_text())
-    assert vocoder["args"]["n_iter"] == "8"
+    assert vocoder["args"]["n_iter"] == str(VOCODER_N_ITER)

@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 from alignslm_eval.io.errors import UserError
-from alignslm_train.experiment import (METRICS, ExperimentConfig, _findings, check_disjoint, mean_ci, render_markdown,
-                                       run_experiment, summarise)
+from alignslm_train.experiment import (METRICS, ExperimentConfig, _failure, _findings, check_disjoint, mean_ci,
+                                       render_markdown, run_experiment, summarise)
 
 
 def test_mean_ci_is_students_t_over_seeds():
@@ -40,6 +40,16 @@ def test_the_findings_are_read_off_the_numbers():
     assert "auto-BLEU (repeated word bigrams) stays within 0.010–0.010" in findings[1]
     assert findings[2].startswith("- sSC (held-out stories): significant changes from the base: round 1 +0.210 ± ")
     assert findings[3] == "- tSC (held-out stories): within the CIs of the base in every round."
+
+
+def test_a_failed_step_is_reported_by_its_own_error_line(tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text("scoring: 50%|#####     | 1/2\ralignslm-eval: error: --text-lm lm/: no config.json; pass a model\n"
+                   "warning: alignslm-eval: cache is cold\n")
+    said = _failure("alignslm-eval", 2, log)
+    assert said.startswith("alignslm-eval: error: --text-lm lm/: no config.json; pass a model (log: ")
+    log.write_text("warning: alignslm-eval: cache is cold\n")
+    assert _failure("alignslm-eval", 1, log).startswith("alignslm-eval exited with 1 (log: ")
 
 
 def test_overlapping_openings_are_refused(story_world, tmp_path):
