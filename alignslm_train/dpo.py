@@ -8,6 +8,7 @@ loads with `peft.PeftModel.from_pretrained(base, adapter_dir)` and serves from v
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -138,6 +139,14 @@ def unit_tokenizer(vocab: UnitVocabulary, vocab_size: Optional[int] = None) -> "
     )
     specials = {f"{role}_token": name for role, name in roles.items() if name is not None}
     return PreTrainedTokenizerFast(tokenizer_object=core, **specials)
+
+
+def full_batches(pairs: Sequence[PreferencePair], batch_size: int) -> list[PreferencePair]:
+    """`pairs` completed to a whole number of batches by repeating its first pairs (cyclically when there are fewer
+    than one batch). Under several ranks accelerate fills a short last batch with samples from the epoch's start,
+    while one process trains on it short, so the two would end an epoch with different steps; with full batches
+    every world size takes the same ones."""
+    return [*pairs, *itertools.islice(itertools.cycle(pairs), -len(pairs) % batch_size)]
 
 
 def pairs_dataset(pairs: Sequence[PreferencePair], vocab: UnitVocabulary) -> "Dataset":
@@ -277,7 +286,8 @@ def build_trainer(
     callbacks: Optional[list[TrainerCallback]] = None,
     ref_model: Optional[torch.nn.Module] = None,
 ) -> "DPOTrainer":
-    """The `DPOTrainer` that `train_dpo` runs, checkpointing to `out_dir/checkpoints`.
+    """The `DPOTrainer` that `train_dpo` runs, checkpointing to `out_dir/checkpoints`, on `pairs` in full batches
+    (`full_batches`).
 
     `model` is modified in place: a plain causal LM gets LoRA layers injected (and TRL's fused log-prob head); a
     PeftModel keeps training its "default" adapter. `ref_model` is only for comparisons: left as None, the reference
@@ -288,7 +298,7 @@ def build_trainer(
 
     embeddings = model.get_input_embeddings().weight.shape[0]
     tokenizer = unit_tokenizer(vocab, vocab_size=embeddings)
-    dataset = pairs_dataset(pairs, vocab)
+    dataset = pairs_dataset(full_batches(pairs, settings.batch_size), vocab)
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if max_positions:
         bos = int(vocab.bos_id is not None)

@@ -209,7 +209,7 @@ def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, call
               world: World = World()) -> Path:
     """Train the round's adapter; under torchrun every rank trains its share of each batch (TRL on accelerate) and
     rank 0 alone writes the adapter and the round's records."""
-    from alignslm_train.dpo import PreferencePair, train_dpo
+    from alignslm_train.dpo import PreferencePair, full_batches, train_dpo
 
     out = config.round_dir(k)
     if not pairs:
@@ -235,6 +235,8 @@ def stage_dpo(config: AlignConfig, k: int, pairs: list[Pair], dpo_settings, call
     (Path(result.adapter_dir) / ADAPTER_CHAIN_FILE).write_text(json.dumps(earlier) + "\n")
     report = json.loads((out / "pairs_report.json").read_text())
     record = {"round": k, "pairs": len(pairs), "adapter": str(result.adapter_dir),
+              # pairs trained twice per epoch, so that every batch is full (dpo.full_batches)
+              "repeated_pairs": len(full_batches(preference, dpo_settings.batch_size)) - len(pairs),
               # what the pairs were made from: samples left unscored, and whether failed ones were let through
               **{key: report.get(key) for key in ("samples", "unscored", "failed", "allow_unscored")},
               "dpo": {key: getattr(result, key) for key in ("train_loss_first", "train_loss_last",

@@ -21,6 +21,7 @@ from alignslm_train.dpo import (
     PreferencePair,
     build_trainer,
     dpo_loss_by_hand,
+    full_batches,
     pairs_dataset,
     text_to_units,
     train_dpo,
@@ -97,6 +98,14 @@ def test_unit_tokenizer_ids_are_the_vocab_encoding(vocab, tmp_path):
     assert reloaded.convert_ids_to_tokens(list(range(len(tokenizer)))) == tokenizer.convert_ids_to_tokens(
         list(range(len(tokenizer)))
     )
+
+
+def test_full_batches_repeat_the_first_pairs_to_complete_the_last_batch():
+    pairs = synthetic_pairs(3)
+    assert full_batches(pairs, 2) == [*pairs, pairs[0]]
+    assert full_batches(pairs, 3) == pairs
+    assert full_batches(pairs, 8) == [*pairs, *pairs, pairs[0], pairs[1]]
+    assert full_batches([], 4) == []
 
 
 def test_pairs_dataset_columns_and_errors():

@@ -16,7 +16,8 @@ from tests.tiny_models import save_twist_llama
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Trains 2 steps of 4 pairs on the tiny model; every rank runs it, and only rank 0 may write the adapter.
+# Trains 2 steps of 4 pairs on the tiny model, over 7 pairs (so the second batch is completed, dpo.full_batches);
+# every rank runs it, and only rank 0 may write the adapter.
 SCRIPT = """
 import os
 import sys
@@ -28,7 +29,7 @@ from tests.train.test_dpo import synthetic_pairs
 
 lm = HFUnitLM.from_args(sys.argv[1])
 settings = DPOSettings(batch_size=4, max_steps=2, learning_rate=5e-3, save_steps=1000, logging_steps=1)
-result = train_dpo(lm.model, lm.vocab, synthetic_pairs(8), Path(sys.argv[2]), settings)
+result = train_dpo(lm.model, lm.vocab, synthetic_pairs(7), Path(sys.argv[2]), settings)
 # One file per rank: ranks printing to one stdout interleave their lines.
 Path(sys.argv[2], "steps.rank" + os.environ.get("RANK", "0")).write_text(str(result.steps))
 """
