@@ -371,6 +371,16 @@ def _findings(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _packages_line(record: dict[str, Any]) -> list[str]:
+    env = record.get("environment")
+    if not env:  # a table made before the experiment recorded its packages
+        return []
+    versions = ", ".join(f"{name} {v}" for name, v in env["packages"].items() if v)
+    constraints = Path(record["leaderboard"]).with_suffix(".constraints.txt")
+    return [f"- Packages: Python {env['python']}, {versions}. `pip install -e . -c {constraints}` installs every "
+            "version this run had; other versions build another story world (see docs/align-demo.md)."]
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     summary, config, world = record["summary"], record["config"], record["world"]
     rounds = config["rounds"]
@@ -381,8 +391,9 @@ def render_markdown(record: dict[str, Any]) -> str:
         f"Made by `{record['command']}` on {record['date']} in {record['wall_seconds'] / 60:.1f} min "
         f"({record['machine']}, {config['workers']} seeds at a time; building the story world, once per cache, took "
         f"{world['build_seconds'] / 60:.1f} min of that or before it). Each cell: mean ± 95% confidence half-width "
-        f"over {len(config['seeds'])} training seeds ({', '.join(map(str, config['seeds']))}; Student's t). ↓ lower is better, ↑ higher is better. "
-        "A change marked * differs from the base at 95% (paired by seed); unmarked, it is not significant.",
+        f"over {len(config['seeds'])} training seeds ({', '.join(map(str, config['seeds']))}; Student's t). "
+        "↓ lower is better, ↑ higher is better. A change marked * differs from the base at 95% (paired by seed); "
+        "unmarked, it is not significant.",
         "",
         head,
         "|---|" + "---|" * (rounds + 1),
@@ -430,6 +441,7 @@ def render_markdown(record: dict[str, Any]) -> str:
         f" per policy, the base model included, sampled alike (temperature {config['temperature']}, top-k "
         f"{config['top_k'] or 'off'}, up to {config['max_new_tokens']} units, the training seed), scored by the "
         "continuation task's scorers plus `judge_rating` from the rule judge served on 127.0.0.1.",
+        *_packages_line(record),
         "",
         f"Numbers: `{Path(record['leaderboard']).with_suffix('.json').name}`; plot: "
         f"`{Path(record['leaderboard']).with_suffix('.png').name}`. Reproduce: `{record['command']}`.",
@@ -466,6 +478,17 @@ def plot(record: dict[str, Any], stem: Path) -> None:
     figure.suptitle("Held-out openings of the story world; grey: each seed", fontsize=9)
     figure.tight_layout()
     save_figure(figure, stem)
+
+
+def installed_constraints() -> str:
+    """pip constraints pinning every installed distribution but alignslm itself: the world's trained parts differ
+    in their last float digits under other versions, and training amplifies that into another world."""
+    from importlib.metadata import distributions
+
+    pins = {d.metadata["Name"].lower(): d.version for d in distributions() if d.metadata["Name"]}
+    pins.pop("alignslm", None)
+    return ("# The packages that made this table; reinstall with: pip install -e . -c <this file>\n"
+            + "".join(f"{name}=={pins[name]}\n" for name in sorted(pins)))
 
 
 def _spent_seconds(output_dir: Path, seconds: Optional[float] = None) -> float:
@@ -520,10 +543,13 @@ def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]
     from importlib.metadata import version
     import platform
 
+    from alignslm_eval.api.results import environment
+
     record = {
         "command": " ".join(command), "date": time.strftime("%Y-%m-%d"), "leaderboard": str(config.leaderboard),
         "wall_seconds": wall_seconds,
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {version('torch')}",
+        "environment": environment(),
         "config": {**json.loads(json.dumps(config.recorded(), default=str)),
                    "train_prompts_used": disjoint["train_prompts"]},
         "world": world.record(), "disjoint": disjoint,
@@ -533,6 +559,7 @@ def run_experiment(config: ExperimentConfig, cache_dir: Path, command: list[str]
     out = config.leaderboard
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    write_text(out.with_suffix(".constraints.txt"), installed_constraints())
     write_text(out, render_markdown(record))
     plot(record, out.with_suffix(""))
     return out

@@ -24,7 +24,8 @@ from alignslm_eval.io.atomic import write_new, write_text
 from alignslm_eval.io.paths import check_output_file
 
 SCHEMA_VERSION = 1
-RECORDED_PACKAGES = ("torch", "torchaudio", "transformers", "numpy", "scikit-learn", "safetensors", "soundfile")
+RECORDED_PACKAGES = ("torch", "torchaudio", "transformers", "numpy", "scikit-learn", "safetensors", "soundfile",
+                     "peft", "trl", "accelerate")
 #: which way a metric is better; "neutral": neither (a duration), so no value is marked best
 METRIC_DIRECTIONS = ("higher", "lower", "neutral")
 

@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 from alignslm_eval.io.errors import UserError
-from alignslm_train.experiment import (METRICS, ExperimentConfig, _failure, _findings, check_disjoint, mean_ci,
-                                       render_markdown, run_experiment, summarise)
+from alignslm_train.experiment import (METRICS, ExperimentConfig, _failure, _findings, check_disjoint,
+                                       installed_constraints, mean_ci, render_markdown, run_experiment, summarise)
 
 
 def test_mean_ci_is_students_t_over_seeds():
@@ -52,6 +52,15 @@ def test_a_failed_step_is_reported_by_its_own_error_line(tmp_path):
     assert _failure("alignslm-eval", 1, log).startswith("alignslm-eval exited with 1 (log: ")
 
 
+def test_the_constraints_pin_every_installed_distribution_but_alignslm():
+    from importlib.metadata import version
+
+    lines = installed_constraints().splitlines()
+    pins = dict(line.split("==") for line in lines if not line.startswith("#"))
+    assert pins["torch"] == version("torch") and pins["transformers"] == version("transformers")
+    assert "alignslm" not in pins and len(pins) == len(lines) - 1
+
+
 def test_overlapping_openings_are_refused(story_world, tmp_path):
     train, held = tmp_path / "train", tmp_path / "held"
     shutil.copytree(story_world.held_out_prompts, held)
@@ -73,6 +82,9 @@ def test_a_reduced_experiment_evaluates_every_policy_on_held_out_openings_only(s
         assert table.with_suffix(suffix).stat().st_size > 0
     assert table.read_text() == render_markdown(record)
     assert "| metric (held-out openings) | base | round 1 |" in table.read_text()
+    assert record["environment"]["packages"]["peft"]
+    assert f"pip install -e . -c {table.with_suffix('.constraints.txt')}`" in table.read_text()
+    assert "torch==" in table.with_suffix(".constraints.txt").read_text()
 
     # held out by story: no training opening, and no agent + place pair, among the evaluated ones
     train_ids = {json.loads(line)["prompt_id"] for line in
