@@ -31,6 +31,7 @@ import numpy as np
 from alignslm_eval.api.asr import ASR
 from alignslm_eval.api.registry import register_asr
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.threads import TRAINING_THREADS, torch_threads
 
 CONFIG_FILE = "word_ctc.json"
 WEIGHTS_FILE = "word_ctc.pt"
@@ -104,6 +105,7 @@ class WordCTC(ASR):
         self.features = _Features()
 
     @classmethod
+    @torch_threads(TRAINING_THREADS)
     def fit(cls, utterances: Sequence[tuple[np.ndarray, str]], epochs: int, seed: int = 0, batch_size: int = 16,
             learning_rate: float = 3e-3, progress: bool = True) -> "WordCTC":
         """Train on (16 kHz waveform, transcript) pairs; the vocabulary is every word of the transcripts."""

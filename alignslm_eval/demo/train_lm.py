@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from alignslm_eval.io.threads import TRAINING_THREADS, torch_threads
+
 from alignslm_eval.models.vocab import UnitVocabulary
 
 #: Small enough to train on two CPU cores in about a minute; big enough to learn unit bigram-level statistics.
@@ -26,6 +28,7 @@ DEMO_LM_SHAPE: dict[str, Any] = {
 TEXT_SPECIALS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 
 
+@torch_threads(TRAINING_THREADS)
 def train_causal_lm(
     sequences: list[np.ndarray], vocab_size: int, special_ids: dict[str, int], out_dir: Path, steps: int,
     batch_size: int = 16, learning_rate: float = 3e-3, seed: int = 0, desc: str = "training",

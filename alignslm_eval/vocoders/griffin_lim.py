@@ -21,7 +21,9 @@ busy 2-core machine).
 Synthesis frames are placed so the tokenizer's analysis window of frame t (samples 640 t - 192 .. 640 t + 832,
 centred on 640 t + 320) sits over unit frame t. The initial phase is torchaudio's random one (`rand_init`), drawn
 with the RNG seeded to `SEED` inside `torch.random.fork_rng`, so output is byte-identical between calls and the
-caller's RNG state is untouched. Torch runs single-threaded meanwhile (see `_one_thread`). Output: float32 at
+caller's RNG state is untouched. Torch runs on one thread meanwhile: Griffin-Lim is hundreds of small FFTs, so a
+second thread gains little, while on a busy 2-core machine spin-waiting threads made one call take 6.6 s instead
+of 0.1 s (measured); and one thread keeps the output bytes the same on any machine. Output: float32 at
 16 kHz, exactly sum(durations) x 640 samples, peak-normalised to `PEAK`.
 
 Durations: without them every unit lasts `default_duration` frames. Measured frames per deduplicated unit: 1.22
@@ -38,15 +40,15 @@ Arguments (`--vocoder griffin_lim --vocoder-args tokenizer=FILE.npz,n_iter=32,de
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from alignslm_eval.api.registry import register_vocoder
 from alignslm_eval.api.vocoder import Vocoder
 from alignslm_eval.io.errors import UserError
+from alignslm_eval.io.threads import torch_threads
 from alignslm_eval.tokenizers.offline import OfflineTokenizer
 from alignslm_eval.vocoders import check_units
 
@@ -114,7 +116,7 @@ class GriffinLimVocoder(Vocoder):
             norm=None,
             mel_scale="htk",
         )  # [freqs, mels], the tokenizer's MelSpectrogram filterbank
-        with _one_thread():
+        with torch_threads(1):
             self._mel_to_linear = torch.linalg.pinv(fbanks.T.double()).float()  # [freqs, mels]
         self._window = torch.hann_window(self.n_fft)
 
@@ -181,7 +183,7 @@ class GriffinLimVocoder(Vocoder):
         if not len(frames):
             return np.zeros(0, dtype=np.float32)
         edge = self.edge_frames
-        with torch.no_grad(), torch.random.fork_rng(devices=[]), _one_thread():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), torch_threads(1):
             db = torch.from_numpy(self.centroids[frames].T.copy()) + LEVEL_OFFSET_DB  # [mels, frames]
             mel_power = torch.pow(10.0, db / 10.0).repeat_interleave(SUBFRAMES, dim=1)
             power = (self._mel_to_linear @ mel_power).clamp(min=0.0)
@@ -217,24 +219,6 @@ class GriffinLimVocoder(Vocoder):
             "default_duration": self.default_duration,
             "n_units": self.n_units,
         }
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch single-threaded (process-wide, restored after).
-
-    Griffin-Lim is hundreds of small FFTs: a second thread gains little, while on a busy 2-core machine the
-    threads' spin-waiting made one call take 6.6 s instead of 0.1 s (measured). One thread also keeps the matrix
-    product's summation order, hence the output bytes, the same on machines with any core count.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _griffinlim(power: Any, window: Any, n_fft: int, hop: int, n_iter: int) -> Any:

@@ -60,3 +60,29 @@ def test_a_build_records_held_out_losses_and_the_recognisers_error_rates(story_w
     assert len(rows) == 1 + 2 * len(story_world.split(True))
     vocoder = json.loads((story_world.model_dir / "alignslm_vocoder.json").read_text())
     assert vocoder["args"]["n_iter"] == str(VOCODER_N_ITER)
+
+
+@pytest.mark.slow
+def test_the_unit_lm_trains_to_the_same_weights_whatever_torch_s_thread_count(story_world, tmp_path):
+    """The weights must not depend on the machine's core count (torch's default thread count): with 1 and 3
+    threads, 60 steps gave other weights before training ran on a fixed count."""
+    import numpy as np
+    import torch
+
+    from alignslm_eval.demo.story_world import N_UNITS, SCALES, SEED, UNIT_LM_SHAPE
+    from alignslm_eval.demo.train_lm import train_unit_lm
+
+    units = json.loads((story_world.root / "units.json").read_text())["story"]
+    train = [np.array(units[s.id]) for s in story_world.split(False)]
+    weights = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            out = tmp_path / f"threads-{threads}"
+            train_unit_lm(train, N_UNITS, out, steps=SCALES["small"].unit_lm_steps, seed=SEED, shape=UNIT_LM_SHAPE)
+            assert torch.get_num_threads() == threads  # the caller's count is restored
+            weights.append((out / "model.safetensors").read_bytes())
+    finally:
+        torch.set_num_threads(before)
+    assert weights[0] == weights[1]
