@@ -13,7 +13,6 @@ import torch
 from tqdm.auto import tqdm
 
 from alignslm_eval.io.threads import TRAINING_THREADS, torch_threads
-
 from alignslm_eval.models.vocab import UnitVocabulary
 
 #: Small enough to train on two CPU cores in about a minute; big enough to learn unit bigram-level statistics.
